@@ -1,0 +1,78 @@
+"""What one execution of a task produced: the facts the judge, the signatures and the events share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model call's answer, backend-neutral."""
+
+    text: str
+    done_reason: str  # "stop" | "length" | "error" | backend-specific
+    prompt_tokens: int
+    output_tokens: int
+    thinking_tokens: int = 0
+    duration_s: float = 0.0
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything a run did. `output` is the model's text; large texts go to the blob store as hashes."""
+
+    run_id: str
+    task: str
+    started: str  # ISO-8601 UTC
+    status: str  # "ok" | "failed"
+    model: str
+    options: dict[str, Any]
+    output: str
+    done_reason: str
+    prompt_tokens: int
+    output_tokens: int
+    thinking_tokens: int = 0
+    prompt_chars: int = 0
+    context: str = ""  # collector stdout after the cap
+    read_hashes: dict[str, str] = field(default_factory=dict)  # vault path -> sha256 of every file read
+    artifacts: dict[str, str] = field(default_factory=dict)  # vault path -> sha256 of every file written
+    durations: dict[str, float] = field(default_factory=dict)  # collect/render/model/postprocess/write
+    error: str | None = None
+    source: str = "daemon"  # daemon | log | verify | cli
+    num_ctx: int | None = None
+    num_predict: int | None = None
+
+    @property
+    def words(self) -> int:
+        return len(self.output.split())
+
+    @property
+    def duration_s(self) -> float:
+        return sum(self.durations.values())
+
+
+@dataclass(frozen=True)
+class Check:
+    """One contract or universal check on a run."""
+
+    name: str  # e.g. "min_words", "truncated", "code_fences"
+    passed: bool
+    detail: str = ""
+    hard: bool = True  # a failed hard check is a guardrail: it vetoes a keep
+
+
+@dataclass(frozen=True)
+class Score:
+    """A judge's verdict on a run, 1..5 with reasons."""
+
+    run_id: str
+    score: float
+    judge: str
+    reasons: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def failing(self) -> list[str]:
+        return [c.name for c in self.checks if not c.passed]
