@@ -26,7 +26,9 @@ class Task(Aggregate):
     def __init__(self, name: str, config_hash: str) -> None:
         self.name = name
         self.config_hash = config_hash
-        self.ingested: set[str] = set()
+        # Keys of facts that came from outside (run ids, "score:<run>:<judge>") so a re-ingest is a no-op.
+        # A dict, not a set: snapshots are JSON and JSON has no sets.
+        self.ingested: dict[str, int] = {}
         self.runs = 0
 
     @event("Reconfigured")
@@ -35,13 +37,25 @@ class Task(Aggregate):
 
     @event("Changed")
     def change(
-        self, path: str, before_hash: str | None, after_hash: str | None, diff_hash: str | None,
-        by: str, cycle_id: str | None = None,
+        self,
+        path: str,
+        before_hash: str | None,
+        after_hash: str | None,
+        diff_hash: str | None,
+        by: str,
+        cycle_id: str | None = None,
     ) -> None:
         """A vault file this task reads changed; `by` is human | cycle | revert."""
 
     class Ran(Aggregate.Event):
-        """One execution. v2 added `thinking_tokens` and `source`."""
+        """One execution. v2 added `thinking_tokens`, `source` and `context_hash`.
+
+        Schema evolution: stored events keep the shape they were written with; the mapper reads
+        `class_version` from the stored state (absent means 1) and calls `upcast_vN_vN+1` in turn until it
+        reaches this class's `class_version`. To add v3: add the field here, set `class_version = 3`, and add
+        `upcast_v2_v3(state)` that fills the new field for old events (never rewrite stored rows); keep
+        `upcast_v1_v2` as it is, so v1 → v2 → v3 chains.
+        """
 
         class_version = 2
 
@@ -63,30 +77,42 @@ class Task(Aggregate):
         source: str
         error: str | None
         cycle_id: str | None
+        context_hash: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["thinking_tokens"] = 0
             state["source"] = "daemon"
+            state["context_hash"] = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.runs += 1
             if self.source == "log":
-                aggregate.ingested.add(self.run_id)
+                aggregate.ingested[self.run_id] = 1
 
     def record_run(self, **fields: Any) -> None:
         self.trigger_event(self.Ran, **fields)
 
     @event("Scored")
     def scored(
-        self, run_id: str, score: float, judge: str, reasons: list[str], checks: list[dict[str, Any]],
+        self,
+        run_id: str,
+        score: float,
+        judge: str,
+        reasons: list[str],
+        checks: list[dict[str, Any]],
         source: str = "judge",
     ) -> None:
         if source == "log":
-            self.ingested.add(f"score:{run_id}:{judge}")
+            self.ingested[score_key(run_id, judge)] = 1
 
     def has_ingested(self, key: str) -> bool:
         return key in self.ingested
+
+
+def score_key(run_id: str, judge: str) -> str:
+    """The dedup key of an ingested score: one score per run and judge."""
+    return f"score:{run_id}:{judge}"
 
 
 class Cycle(Aggregate):
@@ -119,8 +145,15 @@ class Cycle(Aggregate):
 
     @event("Verified")
     def verified(
-        self, baseline: list[float], candidate: list[float], effect: float, interval: list[float],
-        decision: str, rule: dict[str, Any], guardrails: list[str], cost: dict[str, float],
+        self,
+        baseline: list[float],
+        candidate: list[float],
+        effect: float,
+        interval: list[float],
+        decision: str,
+        rule: dict[str, Any],
+        guardrails: list[str],
+        cost: dict[str, float],
     ) -> None:
         self.phase = "verified"
 
@@ -153,8 +186,9 @@ class Experiment(Aggregate):
         return ids.experiment_id(key)
 
     @event("Queued")
-    def __init__(self, key: str, task: str, sweep: str, base_model: str, dataset_hash: str,
-                 params: dict[str, Any]) -> None:
+    def __init__(
+        self, key: str, task: str, sweep: str, base_model: str, dataset_hash: str, params: dict[str, Any]
+    ) -> None:
         self.key = key
         self.task = task
         self.phase = "queued"
@@ -191,8 +225,9 @@ class Finding(Aggregate):
         return ids.finding_id(kind, subject)
 
     @event("Detected")
-    def __init__(self, kind: str, subject: str, tasks: list[str], evidence: dict[str, Any],
-                 severity: str = "warning") -> None:
+    def __init__(
+        self, kind: str, subject: str, tasks: list[str], evidence: dict[str, Any], severity: str = "warning"
+    ) -> None:
         self.kind = kind
         self.subject = subject
         self.open = True

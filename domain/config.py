@@ -6,10 +6,15 @@ Pure: parsing text into models lives here; reading files and checking paths agai
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.config_fields import HttpUrl, OutputPattern, ScheduleSpec, StoreUrl, TaskName, VaultGlob
 
 
 class Strict(BaseModel):
@@ -17,20 +22,20 @@ class Strict(BaseModel):
 
 
 class OllamaBackend(Strict):
-    host: str = "http://127.0.0.1:11434"
+    host: HttpUrl = "http://127.0.0.1:11434"
     timeout: float = Field(120.0, gt=0)
 
 
 class AnthropicBackend(Strict):
     model: str = "claude-sonnet-4-5"
     api_key_env: str = "ANTHROPIC_API_KEY"
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     timeout: float = Field(120.0, gt=0)
     max_tokens: int = Field(2048, gt=0)
 
 
 class OpenAIBackend(Strict):
-    base_url: str = "http://127.0.0.1:8080/v1"
+    base_url: HttpUrl = "http://127.0.0.1:8080/v1"
     api_key_env: str | None = None
     timeout: float = Field(120.0, gt=0)
 
@@ -68,8 +73,8 @@ class ResearchConfig(Strict):
     max_samples: int = Field(9, ge=1)
     min_effect: float = Field(0.2, ge=0)
     window: str | None = "01:00-06:00"
-    editable: list[str] = ["prompts/**", "configs/**", "scripts/**", "data/**"]
-    approve: list[str] = ["scripts/**"]
+    editable: list[VaultGlob] = ["prompts/**", "configs/**", "scripts/**", "data/**"]
+    approve: list[VaultGlob] = ["scripts/**"]
     cooldown_minutes: int = Field(60, ge=0)
     jobs: int = Field(1, ge=1)
     rolling: int = Field(5, ge=1)  # runs in the rolling mean
@@ -103,10 +108,25 @@ class ModelOptions(Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern, re.MULTILINE)
+    except re.error as e:
+        raise ValueError(
+            f"{pattern!r} is not a valid regular expression ({e}); escape literal brackets as \\["
+        ) from None
+    return pattern
+
+
 class BlockSpec(Strict):
     regex: str  # one match per block, e.g. '^=== NOTE: (.+) ===$'
     min: int = Field(0, ge=0)
     max: int | None = Field(None, ge=0)
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        return _compiles(v)
 
 
 class Expect(Strict):
@@ -121,6 +141,21 @@ class Expect(Strict):
     json_schema: dict[str, Any] | None = None
     prose: bool = True  # code fences are a failure in prose
 
+    @field_validator("forbid")
+    @classmethod
+    def _forbid(cls, v: list[str]) -> list[str]:
+        return [_compiles(p) for p in v]
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            try:
+                validator_for(v).check_schema(v)
+            except SchemaError as e:
+                raise ValueError(f"not a valid JSON schema: {e.message}") from None
+        return v
+
 
 class Requires(Strict):
     """What a task needs from each of its inputs."""
@@ -132,7 +167,7 @@ class Requires(Strict):
 
 
 class TrainingConfig(Strict):
-    data: str  # glob of JSONL files inside the vault
+    data: VaultGlob  # glob of JSONL files inside the vault
     base_model: str | None = None
     label_field: str | None = None  # class label in each example, for balance audits
     min_examples: int = Field(15, ge=1)
@@ -143,13 +178,13 @@ class TrainingConfig(Strict):
 class TaskConfig(Strict):
     prompt: str
     model: str
-    schedule: str | None = None
+    schedule: ScheduleSpec | None = None  # forms: domain.schedule
     collect: str | None = None
     candidates: list[str] = []
     options: ModelOptions = ModelOptions()
     postprocess: str | None = None
-    inputs: list[str] = []
-    outputs: list[str] = []
+    inputs: list[VaultGlob] = []
+    outputs: list[OutputPattern] = []  # may use {date} and {name}
     expect: Expect = Expect()
     requires: Requires = Requires()
     rubric: str | None = None
@@ -161,13 +196,13 @@ class TaskConfig(Strict):
 
 class VaultConfig(Strict):
     vault: str
-    store: str = "sqlite:///.autovault/events.db"
+    store: StoreUrl = "sqlite:///.autovault/events.db"
     logs: str | None = None  # folder of heartbeat JSONL logs, inside the vault, watched and ingested
     backends: Backends = Backends()
     judge: JudgeConfig = JudgeConfig()
     proposers: list[ProposerName] = ["rules"]
     research: ResearchConfig = ResearchConfig()
-    tasks: dict[str, TaskConfig]
+    tasks: dict[TaskName, TaskConfig]
 
     # Filled in by the loader: absolute locations, never part of the YAML.
     source: Path = Field(default=Path("vault.yml"), exclude=True)

@@ -1,0 +1,52 @@
+# autovault — the two commands the README opens with, and the benchmarks.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install -q -c constraints.txt
+# llama-cpp-python compiles on install: portable build, no -march=native surprises on another CPU.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+VAULT  ?= vault.yml
+
+.PHONY: demo test lint bench bench-faults deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel setuptools
+
+# systemd-python builds against libsystemd; install the headers when we can (root + apt), else say what to do.
+deps:
+	@if ! pkg-config --exists libsystemd 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq libsystemd-dev pkg-config >/dev/null; \
+	  else echo "autovault needs libsystemd headers: sudo apt-get install libsystemd-dev pkg-config" >&2; exit 1; fi; \
+	fi
+
+$(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/python deps
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.full: pyproject.toml constraints.txt $(VENV)/.base
+	$(PIP) -e '.[gpu,test]'
+	touch $@
+
+demo: $(VENV)/.base
+	$(BIN)/autovault --config $(VAULT) check
+	$(BIN)/autovault --config $(VAULT) ingest examples/seed-vault/heartbeat/logs
+	$(BIN)/autovault --config $(VAULT) run-task --all
+	$(BIN)/autovault --config $(VAULT) status --signatures
+
+lint: $(VENV)/.full
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(VENV)/.full lint
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.full
+	$(BIN)/python -m benchmarks
+
+bench-faults: $(VENV)/.full
+	$(BIN)/python -m benchmarks.bench_faults
+
+clean:
+	rm -rf $(VENV) .autovault .pytest_cache .mypy_cache .ruff_cache

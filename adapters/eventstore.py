@@ -1,0 +1,518 @@
+"""The event store: every fact about the vault, as events of Task/Cycle/Experiment/Finding aggregates.
+
+`VaultStore` is an `eventsourcing` Application persisted through `eventsourcing_sqlalchemy`:
+
+* URL `sqlite:///.autovault/events.db` by default (relative to the working directory; the folder is
+  created on first use; WAL, `synchronous=NORMAL`), or any `postgresql+psycopg://…` URL — the switch
+  is the URL, nothing else.
+* Settings go through the Application's `env=` argument only: process environment variables are *not*
+  read (the library would otherwise merge `os.environ`), so two stores in one process never interfere.
+* Large text (outputs, contexts, diffs) goes to the content-addressed `autovault_blobs` table in the
+  same database; events carry the sha256.
+* Commands are collected in a `Batch` and saved with one `save()`: one transaction, one fsync. When
+  another process appended to the same aggregate first, the library raises `IntegrityError`; the
+  batch then reloads the aggregates and re-applies its commands (bounded retries).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.utils import Environment, EnvType, get_topic
+from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
+
+from adapters.blobs import BlobStore
+from domain import ids
+from domain.aggregates import Cycle, Experiment, Finding, Task, score_key
+from domain.ingest import IngestedRun, IngestedScore
+from domain.runs import RunResult, Score
+
+DEFAULT_URL = "sqlite:///.autovault/events.db"
+UNREGISTERED = "unregistered"  # config_hash of a task first seen in a log, before vault.yml named it
+
+A = TypeVar("A", bound=Aggregate)
+Op = Callable[[Any], int | None]  # applies commands to one aggregate; returns the version it reached, or None
+
+
+def prepare_url(url: str | None) -> str:
+    """Resolve a SQLite file URL to an absolute path and create its folder; other URLs pass through."""
+    parsed = make_url(url or DEFAULT_URL)
+    if parsed.get_backend_name() != "sqlite":
+        return parsed.render_as_string(hide_password=False)
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise ValueError(f"store: {url!r} is not a SQLite file — fix: use sqlite:///path/to/events.db")
+    path = Path(database).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return parsed.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes, one fsync per checkpoint
+    cursor.execute("PRAGMA busy_timeout=30000")  # another process holding the write lock: wait, don't fail
+    cursor.close()
+
+
+class VaultRecorder(SQLAlchemyApplicationRecorder):
+    """The library's recorder with one change: a batch is inserted by one Core `INSERT … RETURNING id`
+    (executemany, ids in parameter order) instead of one ORM object per event — same table, same
+    locking (`LOCK TABLE` on PostgreSQL keeps ids in commit order), a fraction of the CPU per event."""
+
+    def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent],
+                              **kwargs: Any) -> Sequence[int]:
+        if not stored_events:
+            return []
+        table = self.events_record_cls.__table__
+        rows = [{"originator_id": e.originator_id, "originator_version": e.originator_version,
+                 "topic": e.topic, "state": e.state} for e in stored_events]
+        self._lock_table(session)
+        result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        notification_ids = [int(row[0]) for row in result]
+        self._notify_channel(session)
+        return notification_ids
+
+
+class VaultFactory(SQLAlchemyFactory):
+    """The library's SQLAlchemy factory plus SQLite pragmas on every connection, a batch insert and a
+    real `close()`."""
+
+    application_recorder_class = VaultRecorder
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        engine = self.datastore.engine
+        if isinstance(engine, Engine) and engine.dialect.name == "sqlite":
+            sa_event.listen(engine, "connect", _sqlite_pragmas)
+
+    def close(self) -> None:
+        engine = self.datastore.engine
+        if isinstance(engine, Engine):
+            engine.dispose()
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Where a command's event landed: its position in the application sequence."""
+
+    task: str
+    key: str  # run_id for runs and scores, the path for changes, the name for registrations
+    notification_id: int
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    runs: int = 0
+    scores: int = 0
+    duplicates: int = 0
+
+
+def run_fields(result: RunResult, output_hash: str, context_hash: str | None, cycle_id: str | None) -> dict[str, Any]:
+    """The `Task.Ran` event fields of a run record (text replaced by hashes)."""
+    return {
+        "run_id": result.run_id, "started": result.started, "duration_s": result.duration_s,
+        "status": result.status, "model": result.model, "options": dict(result.options),
+        "prompt_tokens": result.prompt_tokens, "output_tokens": result.output_tokens,
+        "thinking_tokens": result.thinking_tokens, "done_reason": result.done_reason,
+        "output_hash": output_hash, "output_words": result.words, "read_hashes": dict(result.read_hashes),
+        "artifacts": dict(result.artifacts), "durations": dict(result.durations), "source": result.source,
+        "error": result.error, "cycle_id": cycle_id, "context_hash": context_hash,
+    }
+
+
+def from_ingested(run: IngestedRun) -> RunResult:
+    """A heartbeat-log run as a run record; its single duration becomes the `model` phase."""
+    return RunResult(
+        run_id=run.run_id, task=run.task, started=run.started, status=run.status, model=run.model,
+        options=dict(run.options), output=run.output, done_reason=run.done_reason,
+        prompt_tokens=run.prompt_tokens, output_tokens=run.output_tokens, thinking_tokens=run.thinking_tokens,
+        artifacts=dict.fromkeys(run.artifacts, ""), durations={"model": run.duration_s}, source="log",
+    )
+
+
+class Batch:
+    """Commands collected in memory and saved together: one `save()`, one transaction.
+
+    Nothing is written until `commit()`. Each command is a function re-applied to freshly loaded
+    aggregates on every attempt, so a conflict with another writer is resolved by reloading.
+    `commit()` returns, per command in order, the notification id of its event (None: nothing to record,
+    e.g. a duplicate ingest).
+    """
+
+    def __init__(self, store: VaultStore) -> None:
+        self.store = store
+        self._ops: list[tuple[UUID, Callable[[], Aggregate] | None, Op]] = []
+        self._blobs: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def blob(self, text: str) -> str:
+        """Queue `text` for the blob table; returns its hash now."""
+        self._blobs.append(text)
+        return ids.sha256_text(text)
+
+    def add(self, aggregate_id: UUID, op: Op, create: Callable[[], Aggregate] | None = None) -> int:
+        """Queue a command on one aggregate (created by `create` when missing); returns its index."""
+        self._ops.append((aggregate_id, create, op))
+        return len(self._ops) - 1
+
+    def register(self, name: str, config_hash: str) -> int:
+        def op(task: Task) -> int | None:
+            if task.config_hash == config_hash:
+                return task.version if task.version == 1 and task.pending_events else None
+            task.reconfigure(config_hash)
+            return task.version
+
+        return self.add(ids.task_id(name), op, lambda: Task(name=name, config_hash=config_hash))
+
+    def run(self, result: RunResult, cycle_id: str | None = None, *, ingest: bool = False) -> int:
+        """Queue a `Task.Ran`; with `ingest`, a run_id the task already ingested is skipped."""
+        if ingest and result.source != "log":
+            result = dataclasses.replace(result, source="log")
+        output_hash = self.blob(result.output)
+        context_hash = self.blob(result.context) if result.context else None
+        fields = run_fields(result, output_hash, context_hash, cycle_id)
+
+        def op(task: Task) -> int | None:
+            if ingest and task.has_ingested(result.run_id):
+                return None
+            task.record_run(**fields)
+            return task.version
+
+        return self.add(ids.task_id(result.task), op, _auto_register(result.task))
+
+    def score(self, task_name: str, score: Score, source: str = "judge", *, ingest: bool = False) -> int:
+        """Queue a `Task.Scored`; with `ingest`, a (run_id, judge) the task already ingested is skipped."""
+        if ingest:
+            source = "log"
+        checks = [dataclasses.asdict(c) for c in score.checks]
+
+        def op(task: Task) -> int | None:
+            if ingest and task.has_ingested(score_key(score.run_id, score.judge)):
+                return None
+            task.scored(run_id=score.run_id, score=float(score.score), judge=score.judge,
+                        reasons=list(score.reasons), checks=checks, source=source)
+            return task.version
+
+        return self.add(ids.task_id(task_name), op, _auto_register(task_name))
+
+    def change(self, task_name: str, path: str, before_hash: str | None, after_hash: str | None,
+               diff_text: str, by: str, cycle_id: str | None = None) -> int:
+        """Queue a `Task.Changed`; the diff goes to the blob table."""
+        diff_hash = self.blob(diff_text) if diff_text else None
+
+        def op(task: Task) -> int | None:
+            task.change(path=path, before_hash=before_hash, after_hash=after_hash, diff_hash=diff_hash,
+                        by=by, cycle_id=cycle_id)
+            return task.version
+
+        return self.add(ids.task_id(task_name), op, _auto_register(task_name))
+
+    def commit(self) -> list[int | None]:
+        if not self._ops:
+            return []
+        if self._blobs:
+            self.store.blobs.put_many(self._blobs)
+        results = self.store._apply_and_save(self._ops)
+        self._ops.clear()
+        self._blobs.clear()
+        return results
+
+
+def _auto_register(name: str) -> Callable[[], Aggregate]:
+    return lambda: Task(name=name, config_hash=UNREGISTERED)
+
+
+class VaultStore(Application[UUID]):
+    """autovault's history. Command methods take domain records; queries return aggregates.
+
+    Read models (what people ask about) are projections: see `projections.runner`.
+    """
+
+    name = "autovault"
+    # A snapshot every N events keeps a load at ≤ N events however long the history gets.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Task: 100, Cycle: 20, Experiment: 20, Finding: 20}
+    retries = 8
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = prepare_url(url)
+        super().__init__(env={
+            "PERSISTENCE_MODULE": get_topic(VaultFactory),
+            "SQLALCHEMY_URL": self.url,
+            "IS_SNAPSHOTTING_ENABLED": "y",
+            # Cached aggregates are fast-forwarded from the store on every get, so another writer is seen.
+            "AGGREGATE_CACHE_MAXSIZE": "256",
+        })
+        engine = self.recorder.datastore.engine  # type: ignore[attr-defined]
+        assert isinstance(engine, Engine)
+        self.engine: Engine = engine
+        self.blobs = BlobStore(engine)
+        self._closed = False
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only the class defaults and the given settings: `os.environ` is deliberately not merged."""
+        merged = dict(type(self).env)
+        merged.update(env or {})
+        return Environment(name, merged)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        super().close()
+
+    def __enter__(self) -> VaultStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        pass  # the library's __del__ closes during interpreter shutdown and prints noise; close() explicitly
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshot from the in-memory aggregate, once per save, when the save crossed an interval.
+
+        The library's version reconstructs the aggregate from the store for every multiple of the
+        interval; a batch of thousands of events made that most of the cost of a save. The aggregate
+        just saved *is* the state at its last version, so snapshot that.
+        """
+        if self.snapshots is None:
+            return
+        span: dict[UUID, tuple[int, int]] = {}
+        for ev in processing_event.events:
+            lo, _ = span.get(ev.originator_id, (ev.originator_version, 0))
+            span[ev.originator_id] = (lo, ev.originator_version)
+        snapshots = []
+        for aggregate_id, aggregate in processing_event.aggregates.items():
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is None or aggregate_id not in span:
+                continue
+            lo, hi = span[aggregate_id]
+            if hi // interval > (lo - 1) // interval and aggregate.version == hi:
+                snapshots.append(type(aggregate).Snapshot.take(aggregate))  # type: ignore[attr-defined]
+        if snapshots:
+            self.snapshots.put(snapshots)
+
+    # ---- commands on tasks -----------------------------------------------------------------------
+
+    def batch(self) -> Batch:
+        return Batch(self)
+
+    def register_task(self, name: str, config_hash: str) -> bool:
+        """Registered on first sight, Reconfigured when the hash changed; True when an event was recorded."""
+        b = self.batch()
+        b.register(name, config_hash)
+        return b.commit()[0] is not None
+
+    def record_run(self, result: RunResult, cycle_id: str | None = None) -> Recorded:
+        b = self.batch()
+        b.run(result, cycle_id)
+        return self._recorded(result.task, result.run_id, b.commit()[0])
+
+    def record_many(self, results: Iterable[RunResult], cycle_id: str | None = None) -> list[Recorded]:
+        """Many runs in one `save()` (one transaction)."""
+        b = self.batch()
+        items = list(results)
+        for r in items:
+            b.run(r, cycle_id)
+        return [self._recorded(r.task, r.run_id, n) for r, n in zip(items, b.commit(), strict=True)]
+
+    def record_score(self, task: str, score: Score, source: str = "judge") -> Recorded:
+        b = self.batch()
+        b.score(task, score, source)
+        return self._recorded(task, score.run_id, b.commit()[0])
+
+    def record_change(self, task: str, path: str, before_hash: str | None, after_hash: str | None,
+                      diff_text: str, by: str, cycle_id: str | None = None) -> Recorded:
+        b = self.batch()
+        b.change(task, path, before_hash, after_hash, diff_text, by, cycle_id)
+        return self._recorded(task, path, b.commit()[0])
+
+    def ingest_run(self, run: RunResult | IngestedRun) -> Recorded | None:
+        """Record a run from outside; None when this task already ingested that run_id."""
+        result = from_ingested(run) if isinstance(run, IngestedRun) else run
+        b = self.batch()
+        b.run(result, ingest=True)
+        n = b.commit()[0]
+        return None if n is None else Recorded(result.task, result.run_id, n)
+
+    def ingest_score(self, task: str | IngestedScore, score: Score | None = None) -> Recorded | None:
+        """Record a score from outside; None when this (run_id, judge) was already ingested."""
+        task_name, sc = _score_of(task, score)
+        b = self.batch()
+        b.score(task_name, sc, ingest=True)
+        n = b.commit()[0]
+        return None if n is None else Recorded(task_name, sc.run_id, n)
+
+    def ingest_batch(self, items: Sequence[RunResult | IngestedRun | IngestedScore]) -> list[bool]:
+        """A whole log chunk in one `save()`; per item, False when it was recorded before (or earlier in
+        `items`). Runs are keyed by (task, run_id), scores by (task, run_id, judge)."""
+        b = self.batch()
+        for item in items:
+            if isinstance(item, IngestedScore):
+                b.score(*_score_of(item, None), ingest=True)
+            else:
+                b.run(from_ingested(item) if isinstance(item, IngestedRun) else item, ingest=True)
+        return [n is not None for n in b.commit()]
+
+    def ingest_many(self, items: Iterable[RunResult | IngestedRun | IngestedScore]) -> IngestCounts:
+        """`ingest_batch` with counts."""
+        listed = list(items)
+        new = self.ingest_batch(listed)
+        is_score = [isinstance(i, IngestedScore) for i in listed]
+        return IngestCounts(
+            runs=sum(1 for s, n in zip(is_score, new, strict=True) if n and not s),
+            scores=sum(1 for s, n in zip(is_score, new, strict=True) if n and s),
+            duplicates=new.count(False),
+        )
+
+    # ---- queries ---------------------------------------------------------------------------------
+
+    def get_task(self, name: str) -> Task | None:
+        return self._get_or_none(ids.task_id(name))  # type: ignore[return-value]
+
+    def task_at_version(self, name: str, version: int) -> Task:
+        """The task as it was after its `version`-th event (a historical read)."""
+        task: Aggregate = self.repository.get(ids.task_id(name), version=version)
+        assert isinstance(task, Task)
+        return task
+
+    def max_notification_id(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    # ---- cycles, experiments, findings -----------------------------------------------------------
+
+    def get_cycle(self, key: str) -> Cycle | None:
+        return self._get_or_none(ids.cycle_id(key))  # type: ignore[return-value]
+
+    def start_cycle(self, key: str, task: str, mode: str, target: float | None, trigger: str) -> Cycle:
+        """Get-or-create the cycle `key` (a second start of the same key returns the first)."""
+        return self._mutate(ids.cycle_id(key), lambda c: None,
+                            lambda: Cycle(key=key, task=task, mode=mode, target=target, trigger=trigger))
+
+    def update_cycle(self, key: str, command: Callable[[Cycle], Any]) -> Cycle:
+        """Apply `command` (e.g. `lambda c: c.proposed(...)`) to the cycle and save, retrying on conflict."""
+        return self._mutate(ids.cycle_id(key), command)
+
+    def get_experiment(self, key: str) -> Experiment | None:
+        return self._get_or_none(ids.experiment_id(key))  # type: ignore[return-value]
+
+    def queue_experiment(self, key: str, task: str, sweep: str, base_model: str, dataset_hash: str,
+                         params: dict[str, Any]) -> Experiment:
+        return self._mutate(ids.experiment_id(key), lambda e: None, lambda: Experiment(
+            key=key, task=task, sweep=sweep, base_model=base_model, dataset_hash=dataset_hash, params=params))
+
+    def update_experiment(self, key: str, command: Callable[[Experiment], Any]) -> Experiment:
+        return self._mutate(ids.experiment_id(key), command)
+
+    def get_finding(self, kind: str, subject: str) -> Finding | None:
+        return self._get_or_none(ids.finding_id(kind, subject))  # type: ignore[return-value]
+
+    def detect_finding(self, kind: str, subject: str, tasks: list[str], evidence: dict[str, Any],
+                       severity: str = "warning") -> Finding:
+        """Detected the first time, Redetected when it had been resolved; an open finding is left as is."""
+
+        def reopen(f: Finding) -> None:
+            if not f.open:
+                f.redetect(tasks=tasks, evidence=evidence)
+
+        return self._mutate(ids.finding_id(kind, subject), reopen, lambda: Finding(
+            kind=kind, subject=subject, tasks=tasks, evidence=evidence, severity=severity))
+
+    def resolve_finding(self, kind: str, subject: str, by_cycle: str | None, reason: str) -> Finding | None:
+        if self.get_finding(kind, subject) is None:
+            return None
+
+        def resolve(f: Finding) -> None:
+            if f.open:
+                f.resolve(by_cycle=by_cycle, reason=reason)
+
+        return self._mutate(ids.finding_id(kind, subject), resolve)
+
+    # ---- internals -------------------------------------------------------------------------------
+
+    def _get_or_none(self, aggregate_id: UUID) -> Aggregate | None:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(aggregate, Aggregate)
+        return aggregate
+
+    def _mutate(self, aggregate_id: UUID, command: Callable[[A], Any], create: Callable[[], A] | None = None) -> A:
+        def op(aggregate: Any) -> int | None:
+            command(aggregate)
+            return None
+
+        self._apply_and_save([(aggregate_id, create, op)])
+        aggregate = self._get_or_none(aggregate_id)
+        if aggregate is None:
+            raise LookupError(f"store: no aggregate {aggregate_id}")
+        return aggregate  # type: ignore[return-value]
+
+    def _apply_and_save(self, ops: Sequence[tuple[UUID, Callable[[], Aggregate] | None, Op]]) -> list[int | None]:
+        """Load each aggregate once, apply the commands in order, save all in one `save()`.
+
+        Returns the notification id of each command's event. On `IntegrityError` (another writer
+        appended to one of these aggregates first) everything is reloaded and re-applied.
+        """
+        for attempt in range(self.retries):
+            loaded: dict[UUID, Aggregate] = {}
+            versions: list[tuple[UUID, int | None]] = []
+            for aggregate_id, create, op in ops:
+                aggregate = loaded.get(aggregate_id)
+                if aggregate is None:
+                    aggregate = self._get_or_none(aggregate_id)
+                    if aggregate is None:
+                        if create is None:
+                            raise LookupError(f"store: no aggregate {aggregate_id} to update")
+                        aggregate = create()
+                    loaded[aggregate_id] = aggregate
+                versions.append((aggregate_id, op(aggregate)))
+            try:
+                recordings = self.save(*loaded.values())
+            except IntegrityError:
+                if attempt == self.retries - 1:
+                    raise
+                continue
+            cache = self.repository.cache
+            if cache is not None:  # the saved state is the latest: spare the next get a fast-forward
+                for aggregate_id, aggregate in loaded.items():
+                    cache.put(aggregate_id, aggregate)
+            where = {(r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
+                     for r in recordings}
+            return [None if v is None else where[(a, v)] for a, v in versions]
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _recorded(task: str, key: str, notification_id: int | None) -> Recorded:
+        assert notification_id is not None
+        return Recorded(task, key, notification_id)
+
+
+def _score_of(task: str | IngestedScore, score: Score | None) -> tuple[str, Score]:
+    if isinstance(task, IngestedScore):
+        return task.task, Score(run_id=task.run_id, score=task.score, judge=task.judge, reasons=list(task.reasons))
+    if score is None:
+        raise TypeError("ingest_score(task, score): score is missing")
+    return task, score

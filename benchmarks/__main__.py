@@ -1,0 +1,29 @@
+"""`make bench`: run every benchmark module in turn; each prints its own figures."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+
+import benchmarks
+
+
+def main(argv: list[str]) -> int:
+    wanted = set(argv)
+    names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
+    skip = {"bench_faults"}  # `make bench-faults` runs it on its own: it is an end-to-end evaluation
+    for name in names:
+        if (wanted and name not in wanted) or (not wanted and name in skip):
+            continue
+        print(f"\n== {name} ==", flush=True)
+        t0 = time.perf_counter()
+        module = importlib.import_module(f"benchmarks.{name}")
+        module.main()
+        print(f"({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

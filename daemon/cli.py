@@ -1,0 +1,68 @@
+"""`autovault` — the command line. Parsing only; each command lives in daemon/commands.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import daemon.commands as commands
+from daemon.logging import configure_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autovault", description="Autoresearch for a vault of LLM tasks.")
+    p.add_argument("--config", "-c", default=os.environ.get("AUTOVAULT_CONFIG", "vault.yml"),
+                   help="the vault.yml (default: $AUTOVAULT_CONFIG or ./vault.yml)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--log-level", default=os.environ.get("AUTOVAULT_LOG_LEVEL", "warning"))
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check", help="validate vault.yml against the schema and the disk")
+    c.add_argument("path", nargs="?", help="vault.yml to check (default: --config)")
+
+    c = sub.add_parser("ingest", help="record runs and scores from heartbeat JSONL logs")
+    c.add_argument("paths", nargs="+")
+
+    c = sub.add_parser("status", help="tasks, worst first")
+    c.add_argument("--signatures", action="store_true", help="add each task's failure signatures")
+
+    sub.add_parser("tasks", help="the configured tasks")
+
+    c = sub.add_parser("history", help="a task's runs and scores, newest first")
+    c.add_argument("task")
+    c.add_argument("--limit", type=int, default=20)
+
+    c = sub.add_parser("run-task", help="run a task once and judge the run")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("task", nargs="?")
+    g.add_argument("--all", action="store_true", help="every enabled task, in pipeline order")
+    c.add_argument("--shadow", action="store_true", help="run in a shadow copy: live files are never touched")
+    c.add_argument("--no-judge", action="store_true")
+
+    c = sub.add_parser("judge", help="judge the latest run of a task again")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("task", nargs="?")
+    g.add_argument("--all", action="store_true")
+
+    c = sub.add_parser("signatures", help="named failure patterns in recent runs")
+    c.add_argument("task", nargs="?")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return commands.dispatch(args)
+    except commands.UserError as exc:
+        print(f"autovault: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("autovault: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Tables for people, JSON for machines: every query goes through `emit`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 4)
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+
+
+def console() -> Console:
+    # Piped output (logs, CI, `| less`) gets wide rows instead of wrapping at 80 columns.
+    width = None if sys.stdout.isatty() else 200
+    return Console(highlight=False, soft_wrap=False, width=width)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None) -> None:
+    t = Table(title=title, caption=caption, title_justify="left", header_style="bold")
+    for col in columns:
+        t.add_column(col, overflow="fold")
+    for row in rows:
+        t.add_row(*("" if c is None else str(c) for c in row))
+    console().print(t)
+
+
+def fmt_score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def fmt_trend(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value > 0.05:
+        return f"↑ {value:+.2f}"
+    if value < -0.05:
+        return f"↓ {value:+.2f}"
+    return "→"

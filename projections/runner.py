@@ -1,0 +1,199 @@
+"""Fold new events into SQL read models, exactly once, on SQLite and PostgreSQL alike.
+
+The library's ProjectionRunner needs `recorder.subscribe()`, which SQLite lacks, so this is a polling
+runner. Each batch is ONE SQLAlchemy transaction that
+
+1. claims the tracking rows (`UPDATE rm_tracking …`: a write lock on SQLite, a row lock on PostgreSQL,
+   so a second runner on the same database waits instead of folding the same events twice),
+2. reads the positions, selects the next notifications after the lowest one, and hands each event to
+   every projection that handles its topic and has not seen it,
+3. lets each projection flush what it buffered, and advances the tracking rows.
+
+A crash anywhere rolls the whole batch back, so nothing is applied twice; a restart resumes at the
+tracking position. Read-model tables live in the store's database under the `rm_` prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from adapters.eventstore import VaultStore
+
+metadata = MetaData()  # every read model's tables, so one create_all makes them
+
+tracking_table = Table(
+    "rm_tracking",
+    metadata,
+    Column("projection", String(64), primary_key=True),
+    Column("notification_id", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+)
+
+
+class Origins:
+    """The creation event of an aggregate, by id: gives a task's name or a cycle's key and task.
+
+    Later events carry only the aggregate id; the first event names it. Read once per id from the
+    event store (not from a read model), so every projection can rebuild on its own.
+    """
+
+    def __init__(self, store: VaultStore) -> None:
+        self.store = store
+        self._cache: dict[UUID, dict[str, Any]] = {}
+
+    def __call__(self, originator_id: UUID) -> dict[str, Any]:
+        found = self._cache.get(originator_id)
+        if found is None:
+            first = self.store.events.get(originator_id, lte=1)
+            found = {}
+            for ev in first:
+                found = {k: v for k, v in ev.__dict__.items() if isinstance(v, (str, int, float, type(None)))}
+            self._cache[originator_id] = found
+        return found
+
+    def remember(self, originator_id: UUID, fields: dict[str, Any]) -> None:
+        self._cache.setdefault(originator_id, fields)
+
+
+class Projection:
+    """A read model: its tables, the event classes it folds, and how.
+
+    `apply` runs inside the batch transaction; buffer rows and write them in `flush` to keep per-event
+    work cheap. `reset` forgets buffered state (the batch rolled back or the model is rebuilt).
+    """
+
+    name: ClassVar[str]
+    tables: ClassVar[Sequence[Table]]
+    handles: ClassVar[Sequence[type | str]]
+    origins: Origins
+
+    def bind(self, origins: Origins) -> None:
+        self.origins = origins
+
+    def topics(self) -> set[str]:
+        """`handles` may name event classes or topic strings."""
+        return {h if isinstance(h, str) else get_topic(h) for h in self.handles}
+
+    def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
+        raise NotImplementedError
+
+    def flush(self, conn: Connection) -> None:
+        """Write what `apply` buffered; called once per batch, inside its transaction."""
+
+    def reset(self) -> None:
+        """Drop buffered state."""
+
+
+class ProjectionRunner:
+    """Polls the store's notifications and folds them into the registered projections."""
+
+    def __init__(self, store: VaultStore, projections: Iterable[Projection], batch_size: int = 2000) -> None:
+        self.store = store
+        self.engine: Engine = store.engine
+        self.projections = {p.name: p for p in projections}
+        self.batch_size = batch_size
+        origins = Origins(store)
+        self._topics: dict[str, list[Projection]] = {}
+        for p in self.projections.values():
+            p.bind(origins)
+            for topic in p.topics():
+                self._topics.setdefault(topic, []).append(p)
+        metadata.create_all(self.engine, checkfirst=True)
+        self._ensure_tracking(list(self.projections))
+
+    def positions(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(tracking_table.c.projection, tracking_table.c.notification_id)
+                                .where(tracking_table.c.projection.in_(list(self.projections)))).all()
+        return {name: int(pos) for name, pos in rows}
+
+    def catch_up(self, limit: int | None = None, names: Sequence[str] | None = None) -> int:
+        """Fold every new notification (at most `limit`); returns how many notifications were processed."""
+        wanted = list(names) if names is not None else list(self.projections)
+        done = 0
+        while limit is None or done < limit:
+            size = self.batch_size if limit is None else min(self.batch_size, limit - done)
+            n = self._fold_batch(wanted, size)
+            if n == 0:
+                break
+            done += n
+        return done
+
+    def rebuild(self, *names: str) -> int:
+        """Empty the named read models (all when none are named) and fold them again from the first
+        event, in one pass; returns the number of notifications processed."""
+        wanted = list(names) or list(self.projections)
+        projections = [self.projections[n] for n in wanted]
+        with self.engine.begin() as conn:
+            # DML first: on SQLite that opens the transaction, so the DDL below is part of it.
+            conn.execute(update(tracking_table).where(tracking_table.c.projection.in_(wanted))
+                         .values(notification_id=0))
+            for p in projections:
+                for table in reversed(p.tables):
+                    table.drop(conn, checkfirst=True)
+                for table in p.tables:
+                    table.create(conn, checkfirst=True)
+        for p in projections:
+            p.reset()
+        return self.catch_up(names=wanted)
+
+    # ---- internals -------------------------------------------------------------------------------
+
+    def _ensure_tracking(self, names: list[str]) -> None:
+        dialect = self.engine.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        with self.engine.begin() as conn:
+            for name in names:
+                conn.execute(insert(tracking_table).values(projection=name, notification_id=0)
+                             .on_conflict_do_nothing(index_elements=["projection"]))
+
+    def _fold_batch(self, names: list[str], size: int) -> int:
+        projections = [self.projections[n] for n in names]
+        try:
+            with self.engine.begin() as conn:
+                claim = tracking_table.c.projection.in_(names)
+                conn.execute(update(tracking_table).where(claim)
+                             .values(notification_id=tracking_table.c.notification_id))
+                positions: dict[str, int] = {
+                    name: int(pos) for name, pos in conn.execute(
+                        select(tracking_table.c.projection, tracking_table.c.notification_id).where(claim)).all()}
+                start = min(int(positions[n]) for n in names)
+                notifications = self.store.recorder.select_notifications(
+                    start=start, limit=size, inclusive_of_start=False)
+                if not notifications:
+                    return 0
+                to_event = self.store.mapper.to_domain_event
+                for n in notifications:
+                    event = None  # decoded once, only when some projection wants it
+                    for p in self._topics.get(n.topic, ()):
+                        if p.name in positions and n.id > positions[p.name]:
+                            if event is None:
+                                event = to_event(n)
+                            p.apply(conn, event, n.id)
+                for p in projections:
+                    p.flush(conn)
+                last = notifications[-1].id
+                conn.execute(update(tracking_table).where(claim).values(notification_id=last))
+                return len(notifications)
+        except BaseException:
+            for p in projections:
+                p.reset()
+            raise
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Insert rows, replacing those whose `keys` already exist (one statement, many rows)."""
+    if not rows:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    others = [c.name for c in table.columns if c.name not in keys]
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                      set_={name: stmt.excluded[name] for name in others})
+    conn.execute(stmt, list(rows))
