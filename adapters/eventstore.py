@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import dataclasses
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +28,12 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.utils import Environment, EnvType, get_topic
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
@@ -49,8 +51,15 @@ Op = Callable[[Any], int | None]  # applies commands to one aggregate; returns t
 
 
 def prepare_url(url: str | None) -> str:
-    """Resolve a SQLite file URL to an absolute path and create its folder; other URLs pass through."""
-    parsed = make_url(url or DEFAULT_URL)
+    """Resolve a SQLite file URL to an absolute path and create its folder; a bare `postgresql://` URL
+    gets the installed driver (psycopg 3); other URLs pass through."""
+    try:
+        parsed = make_url(url or DEFAULT_URL)
+    except Exception:
+        raise ValueError(f"store: {url!r} is not a database URL — fix: use sqlite:///path/to/events.db "
+                         "or postgresql+psycopg://user@host:5432/db") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
         return parsed.render_as_string(hide_password=False)
     database = parsed.database or ""
@@ -86,6 +95,25 @@ class VaultRecorder(SQLAlchemyApplicationRecorder):
         notification_ids = [int(row[0]) for row in result]
         self._notify_channel(session)
         return notification_ids
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *, inclusive_of_start: bool = True) -> list[Notification]:
+        """Same contract as the library's, read with a Core SELECT (no ORM objects): the projection
+        runner reads every event through here."""
+        table = self.events_record_cls.__table__
+        c = table.c
+        q = select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
+        if start is not None:
+            q = q.where(c.id >= start if inclusive_of_start else c.id > start)
+        if stop is not None:
+            q = q.where(c.id <= stop)
+        if topics:
+            q = q.where(c.topic.in_(list(topics)))
+        q = q.order_by(c.id).limit(limit)
+        with self.transaction(commit=False) as session:
+            rows = session.execute(q).all()
+        return [Notification(id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3],
+                             state=bytes(r[4]) if isinstance(r[4], memoryview) else r[4]) for r in rows]
 
 
 class VaultFactory(SQLAlchemyFactory):
@@ -248,7 +276,7 @@ class VaultStore(Application[UUID]):
     name = "autovault"
     # A snapshot every N events keeps a load at ≤ N events however long the history gets.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Task: 100, Cycle: 20, Experiment: 20, Finding: 20}
-    retries = 8
+    retries = 12  # attempts per batch when another writer got to an aggregate first
 
     def __init__(self, url: str | None = None) -> None:
         self.url = prepare_url(url)
@@ -494,6 +522,8 @@ class VaultStore(Application[UUID]):
             except IntegrityError:
                 if attempt == self.retries - 1:
                     raise
+                # Back off with jitter: two writers that keep reloading in lockstep keep colliding.
+                time.sleep(random.uniform(0, min(0.25, 0.002 * 2 ** attempt)))
                 continue
             cache = self.repository.cache
             if cache is not None:  # the saved state is the latest: spare the next get a fast-forward

@@ -6,9 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 import daemon.commands as commands
 from daemon.logging import configure_logging
+
+# Each command module adds its subparsers (`add_parsers(sub)`) and maps names to functions (`COMMANDS`).
+# Add new command families here, one module each.
+COMMAND_MODULES: list[ModuleType] = []
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("signatures", help="named failure patterns in recent runs")
     c.add_argument("task", nargs="?")
+
+    for module in COMMAND_MODULES:
+        module.add_parsers(sub)
     return p
 
 
@@ -55,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
-        return commands.dispatch(args)
+        return commands.dispatch(args, extra=[m.COMMANDS for m in COMMAND_MODULES])
     except commands.UserError as exc:
         print(f"autovault: {exc}", file=sys.stderr)
         return 2

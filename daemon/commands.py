@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,11 @@ class UserError(Exception):
     """Something the user can fix; printed as one line, exit status 2."""
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    handler = COMMANDS[args.command]
+def dispatch(args: argparse.Namespace, extra: Sequence[Mapping[str, Callable[[argparse.Namespace], int]]] = ()) -> int:
+    table_ = dict(COMMANDS)
+    for more in extra:
+        table_.update(more)
+    handler = table_[args.command]
     try:
         return handler(args)
     except ConfigError as exc:

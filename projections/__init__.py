@@ -1,4 +1,11 @@
-"""Read models folded from events. `default_projections()` is what the daemon and CLI register."""
+"""Read models folded from events. `default_projections()` is what the daemon and CLI register.
+
+    with VaultStore(url) as store:
+        runner = ProjectionRunner(store, default_projections())
+        runner.catch_up()                      # fold what is new; cheap and lock-free when nothing is
+        with store.engine.connect() as conn:
+            rows = quality_table(conn)         # projections.quality; task_history, ledger_rows likewise
+"""
 
 from __future__ import annotations
 

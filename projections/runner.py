@@ -114,9 +114,13 @@ class ProjectionRunner:
         return {name: int(pos) for name, pos in rows}
 
     def catch_up(self, limit: int | None = None, names: Sequence[str] | None = None) -> int:
-        """Fold every new notification (at most `limit`); returns how many notifications were processed."""
+        """Fold every new notification (at most `limit`); returns how many notifications were processed
+        (notifications no registered projection handles count too: the position moves past them)."""
         wanted = list(names) if names is not None else list(self.projections)
         done = 0
+        positions = self.positions()
+        if min(positions.get(n, 0) for n in wanted) >= self.store.max_notification_id():
+            return 0  # nothing new: answer without taking the write lock (a CLI beside the daemon)
         while limit is None or done < limit:
             size = self.batch_size if limit is None else min(self.batch_size, limit - done)
             n = self._fold_batch(wanted, size)

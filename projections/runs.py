@@ -24,6 +24,11 @@ runs_table = Table(
     Column("done_reason", String(40), nullable=False),
     Column("prompt_tokens", Integer, nullable=False),
     Column("tokens", Integer, nullable=False),  # output tokens
+    Column("thinking_tokens", Integer, nullable=False),
+    Column("num_ctx", Integer),
+    Column("num_predict", Integer),
+    Column("artifacts", JSON, nullable=False),  # paths written
+    Column("context_hash", String(64)),  # the collector's output, in the blob store
     Column("words", Integer, nullable=False),
     Column("duration_s", Float, nullable=False),
     Column("output_hash", String(64), nullable=False),
@@ -52,6 +57,11 @@ RAN: Any = Task.Ran
 SCORED: Any = Task.Scored  # type: ignore[attr-defined]
 
 
+def _int_option(options: dict[str, Any], name: str) -> int | None:
+    value = options.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def failing_checks(checks: list[dict[str, Any]]) -> list[str]:
     return [str(c.get("name")) for c in checks if not c.get("passed", True)]
 
@@ -71,7 +81,10 @@ class RunsProjection(Projection):
             self._runs[event.run_id] = {
                 "run_id": event.run_id, "task": task, "started": event.started, "model": event.model,
                 "status": event.status, "done_reason": event.done_reason, "prompt_tokens": event.prompt_tokens,
-                "tokens": event.output_tokens, "words": event.output_words, "duration_s": event.duration_s,
+                "tokens": event.output_tokens, "thinking_tokens": event.thinking_tokens,
+                "num_ctx": _int_option(event.options, "num_ctx"), "num_predict": _int_option(event.options, "num_predict"),
+                "artifacts": sorted(event.artifacts), "context_hash": getattr(event, "context_hash", None),
+                "words": event.output_words, "duration_s": event.duration_s,
                 "output_hash": event.output_hash, "source": event.source, "cycle_id": event.cycle_id,
                 "error": event.error, "notification_id": notification_id,
             }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import pytest
 import structlog
@@ -143,3 +144,18 @@ def test_server_accepts_either_key_header(anthropic_server: AnthropicServer) -> 
         r = httpx.post(f"{anthropic_server.url}/v1/messages", json=body, headers=headers, timeout=5)
         assert r.status_code == status
     assert r.json()["error"]["type"] == "authentication_error"
+
+
+def test_silent_server_times_out_with_the_setting_named(anthropic_server: AnthropicServer) -> None:
+    release = threading.Event()
+
+    def stuck(req: Request) -> Reply:
+        release.wait(10)
+        return Reply(text="late")
+
+    anthropic_server.responder = stuck
+    try:
+        with pytest.raises(BackendError, match=r"timed out after 0\.2s \(backends\.anthropic\.timeout\)"):
+            backend(anthropic_server, timeout=0.2, max_retries=0).complete("m", "hi", {})
+    finally:
+        release.set()

@@ -17,7 +17,7 @@ from eventsourcing.utils import get_topic
 from sqlalchemy import func, select, text
 
 from adapters.blobs import blobs_table
-from adapters.eventstore import DEFAULT_URL, UNREGISTERED, VaultStore
+from adapters.eventstore import DEFAULT_URL, UNREGISTERED, VaultStore, prepare_url
 from domain import ids
 from domain.aggregates import Task
 from domain.ingest import IngestedRun, IngestedScore
@@ -354,3 +354,17 @@ def test_default_store_is_a_wal_sqlite_file_created_on_first_use(
 def test_a_non_file_sqlite_url_is_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match=r"fix: use sqlite:///path/to/events\.db"):
         VaultStore("sqlite://")
+    with pytest.raises(ValueError, match="is not a database URL — fix:"):
+        VaultStore("events.db")
+    assert prepare_url("postgresql://root@127.0.0.1:5432/test") == "postgresql+psycopg://root@127.0.0.1:5432/test"
+
+
+def test_notifications_select_by_range_and_topic(store: VaultStore) -> None:
+    store.register_task("blog-writer", "h")  # 1
+    store.record_many([run(f"r{i}", task="blog-writer") for i in range(4)])  # 2..5
+    store.record_score("blog-writer", Score("r0", 4, "j"))  # 6
+    ran = get_topic(Task.Ran)
+    assert [n.id for n in store.recorder.select_notifications(start=2, limit=10, inclusive_of_start=False)] == [3, 4, 5, 6]
+    assert [n.id for n in store.recorder.select_notifications(start=1, limit=2)] == [1, 2]
+    assert [n.id for n in store.notification_log.select(start=1, limit=10, stop=4, topics=[ran])] == [2, 3, 4]
+    assert isinstance(store.notification_log.select(start=6, limit=1)[0].state, bytes)

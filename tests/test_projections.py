@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -249,3 +250,21 @@ def test_ledger_carries_the_cycle_forward(store: VaultStore) -> None:
     assert (kept.baseline_mean, kept.candidate_mean, kept.effect) == (2.5, 4.25, 1.75)
     assert rows[1].description == "effect +1.75 [+0.90, +2.40] over 2 samples"
     assert rows[4].description == "prompts/blog-writer.md changed by cycle" and rows[4].cycle == "bw#1"
+
+
+def test_catch_up_with_nothing_new_does_not_need_the_write_lock(sqlite_url: str) -> None:
+    with VaultStore(sqlite_url) as store:
+        fill(store, {"goal-planner": [4, 3]})
+        runner = ProjectionRunner(store, default_projections())
+        runner.catch_up()
+        path = store.engine.url.database
+        assert path is not None
+        writer = sqlite3.connect(path, timeout=0)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # a daemon mid-write holds the lock
+            assert runner.catch_up() == 0
+            with store.engine.connect() as conn:
+                assert task_quality(conn, "goal-planner").runs == 2  # type: ignore[union-attr]
+        finally:
+            writer.rollback()
+            writer.close()

@@ -72,15 +72,16 @@ class ModelRouter:
         model = f"{ref.name}@{ref.base_url}" if ref.base_url else ref.name
         t0 = time.perf_counter()
         completion = backend.complete(model, prompt, dict(options or {}), json_schema=json_schema)
-        log.debug(
-            "model call",
-            model=spec,
-            done_reason=completion.done_reason,
-            prompt_tokens=completion.prompt_tokens,
-            output_tokens=completion.output_tokens,
-            thinking_tokens=completion.thinking_tokens,
-            seconds=round(time.perf_counter() - t0, 3),
-        )
+        if structlog.is_configured():  # unconfigured structlog prints every level: keep benchmark tables clean
+            log.debug(
+                "model call",
+                model=spec,
+                done_reason=completion.done_reason,
+                prompt_tokens=completion.prompt_tokens,
+                output_tokens=completion.output_tokens,
+                thinking_tokens=completion.thinking_tokens,
+                seconds=round(time.perf_counter() - t0, 3),
+            )
         return completion
 
 

@@ -5,14 +5,19 @@ Reply`, applies the token budget (num_predict / max_tokens) and answers in its p
 or not. `flawed_models.FlawedModels` is a responder that behaves like the seed's flawed models.
 """
 
-from tests.servers.anthropic_server import AnthropicServer
+from tests.servers.anthropic_server import TEST_KEY, AnthropicServer
+from tests.servers.flawed_models import MODELS, FlawedModels, Traits
 from tests.servers.loopback import LoopbackServer, Recorded
 from tests.servers.ollama_server import OllamaServer
 from tests.servers.openai_server import OpenAIServer
-from tests.servers.protocol import Reply, Request, Responder, apply_budget, count_tokens
+from tests.servers.protocol import Reply, Request, Responder, apply_budget, count_tokens, echo, fit_context
+from tests.servers.responder_backend import ResponderBackend
 
 __all__ = [
+    "MODELS",
+    "TEST_KEY",
     "AnthropicServer",
+    "FlawedModels",
     "LoopbackServer",
     "OllamaServer",
     "OpenAIServer",
@@ -20,6 +25,10 @@ __all__ = [
     "Reply",
     "Request",
     "Responder",
+    "ResponderBackend",
+    "Traits",
     "apply_budget",
     "count_tokens",
+    "echo",
+    "fit_context",
 ]

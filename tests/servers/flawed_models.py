@@ -89,19 +89,20 @@ MODELS: dict[str, Traits] = {
 }
 
 
-def traits_of(model: str) -> Traits:
+def traits_of(model: str, models: dict[str, Traits] = MODELS) -> Traits:
     name = model.split(":", 1)[1] if model.startswith(("ollama:", "openai:", "embedded:")) else model
-    return MODELS.get(name, Traits())
+    return models.get(name, Traits())
 
 
 class FlawedModels:
     """`responder(request) -> Reply`; the servers apply the num_predict budget to what it returns."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, models: dict[str, Traits] | None = None) -> None:
         self.seed = seed
+        self.models = {**MODELS, **(models or {})}  # extra or replaced model behaviours for a benchmark
 
     def __call__(self, request: Request) -> Reply:
-        traits = traits_of(request.model)
+        traits = traits_of(request.model, self.models)
         rng = random.Random(self._seed_of(request))
         thinking = "" if request.think is False or not traits.thinking_words else _thinking(rng, traits.thinking_words)
         return Reply(text=self.answer(request, traits, rng), thinking=thinking)
