@@ -159,7 +159,7 @@ def run_fields(result: RunResult, output_hash: str, context_hash: str | None, cy
         "thinking_tokens": result.thinking_tokens, "done_reason": result.done_reason,
         "output_hash": output_hash, "output_words": result.words, "read_hashes": dict(result.read_hashes),
         "artifacts": dict(result.artifacts), "durations": dict(result.durations), "source": result.source,
-        "error": result.error, "cycle_id": cycle_id, "context_hash": context_hash,
+        "error": result.error, "cycle_id": cycle_id, "context_hash": context_hash, "blocks": result.blocks,
     }
 
 

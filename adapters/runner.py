@@ -34,6 +34,7 @@ from adapters.atomic import PathEscape, safe_path, sha256_file, write_atomic
 from adapters.backends.base import BackendError, Message
 from adapters.subprocesses import ScriptResult, run_script, script_argv, script_env
 from adapters.workspace import ShadowWorkspace
+from domain.checks import count_blocks
 from domain.config import TaskConfig
 from domain.ids import sha256_bytes
 from domain.render import expand_output, is_literal, render_prompt
@@ -298,6 +299,7 @@ class TaskRunner:
             read_hashes=dict(run.read_hashes), artifacts=artifacts, durations=dict(run.durations), error=error,
             source=source, num_ctx=options.get("num_ctx"), num_predict=options.get("num_predict"),
             notes=list(run.notes),
+            blocks=count_blocks(c.text, run.task.expect.blocks)[0] if c and run.task.expect.blocks else 0,
         )
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -153,8 +154,34 @@ def _run(folder: Path, total: int) -> None:
             json.dumps([q.__dict__ for q in quality_table(conn)])
     print(f"open store + catch-up (nothing new) + quality_table + JSON, in-process: "
           f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+    status_latency(folder, url)
     size = sum(p.stat().st_size for p in folder.glob("events.db*"))
     print(f"store size: {size / 1e6:.0f} MB at {url}")
+
+
+def status_latency(folder: Path, url: str, repeats: int = 5) -> None:
+    """`autovault --json status` as a user runs it (a new process each time) on the filled store, against the
+    interpreter's own start-up measured in the same run."""
+    vault = folder / "vault"
+    (vault / "prompts").mkdir(parents=True, exist_ok=True)
+    (vault / "prompts" / "p.md").write_text("Summarise {context}\n")
+    tasks = "".join(f"  {t}: {{prompt: prompts/p.md, model: 'ollama:qwen3:8b'}}\n" for t in TASKS)
+    cfg = folder / "vault.yml"
+    cfg.write_text(f"vault: vault\nstore: {url}\ntasks:\n{tasks}")
+    root = Path(__file__).resolve().parents[1]
+
+    def timed(argv: list[str]) -> float:
+        samples = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run(argv, cwd=root, check=True, capture_output=True)
+            samples.append(time.perf_counter() - t0)
+        return statistics.median(samples)
+
+    bare = timed([sys.executable, "-c", "import daemon.cli"])
+    status = timed([sys.executable, "-m", "daemon.cli", "--config", str(cfg), "--json", "status"])
+    print(f"`autovault --json status` on that store: median {status * 1000:.0f} ms over {repeats} runs "
+          f"(importing the CLI alone: {bare * 1000:.0f} ms; the query's share: {(status - bare) * 1000:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ class Task(Aggregate):
         """A vault file this task reads changed; `by` is human | cycle | revert."""
 
     class Ran(Aggregate.Event):
-        """One execution. v2 added `thinking_tokens`, `source` and `context_hash`.
+        """One execution. v2 added `thinking_tokens`, `source`, `context_hash` and `blocks`.
 
         Schema evolution: stored events keep the shape they were written with; the mapper reads
         `class_version` from the stored state (absent means 1) and calls `upcast_vN_vN+1` in turn until it
@@ -78,12 +78,14 @@ class Task(Aggregate):
         error: str | None
         cycle_id: str | None
         context_hash: str | None
+        blocks: int
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["thinking_tokens"] = 0
             state["source"] = "daemon"
             state["context_hash"] = None
+            state["blocks"] = 0
 
         def apply(self, aggregate: Any) -> None:
             aggregate.runs += 1

@@ -43,6 +43,7 @@ class RunResult:
     source: str = "daemon"  # daemon | log | verify | cli
     num_ctx: int | None = None
     num_predict: int | None = None
+    blocks: int = 0  # declared `expect.blocks` found in the output
     notes: list[str] = field(default_factory=list)  # non-fatal facts, e.g. "collect: stdout truncated at N bytes"
 
     @property

@@ -29,6 +29,7 @@ runs_table = Table(
     Column("num_predict", Integer),
     Column("artifacts", JSON, nullable=False),  # paths written
     Column("context_hash", String(64)),  # the collector's output, in the blob store
+    Column("blocks", Integer, nullable=False),
     Column("words", Integer, nullable=False),
     Column("duration_s", Float, nullable=False),
     Column("output_hash", String(64), nullable=False),
@@ -83,7 +84,7 @@ class RunsProjection(Projection):
                 "status": event.status, "done_reason": event.done_reason, "prompt_tokens": event.prompt_tokens,
                 "tokens": event.output_tokens, "thinking_tokens": event.thinking_tokens,
                 "num_ctx": _int_option(event.options, "num_ctx"), "num_predict": _int_option(event.options, "num_predict"),
-                "artifacts": sorted(event.artifacts), "context_hash": getattr(event, "context_hash", None),
+                "artifacts": sorted(event.artifacts), "context_hash": event.context_hash, "blocks": event.blocks,
                 "words": event.output_words, "duration_s": event.duration_s,
                 "output_hash": event.output_hash, "source": event.source, "cycle_id": event.cycle_id,
                 "error": event.error, "notification_id": notification_id,

@@ -249,6 +249,7 @@ def test_conflicting_append_from_a_second_store_is_retried(store_url: str) -> No
                 error=None,
                 cycle_id=None,
                 context_hash=None,
+                blocks=0,
             )
             return task.version
 
