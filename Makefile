@@ -29,11 +29,15 @@ $(VENV)/.full: pyproject.toml constraints.txt $(VENV)/.base
 	$(PIP) -e '.[gpu,test]'
 	touch $@
 
+# The demo works on a fresh copy of the example vault, so the tracked files never change under it.
+DEMO := .autovault/demo
 demo: $(VENV)/.base
 	$(BIN)/autovault --config $(VAULT) check
-	$(BIN)/autovault --config $(VAULT) ingest examples/seed-vault/heartbeat/logs
-	$(BIN)/autovault --config $(VAULT) run-task --all
-	$(BIN)/autovault --config $(VAULT) status --signatures
+	rm -rf $(DEMO) && mkdir -p $(DEMO) && cp -R examples/seed-vault $(DEMO)/vault
+	sed -e 's#^vault: .*#vault: vault#' -e 's#^store: .*#store: sqlite:///events.db#' $(VAULT) > $(DEMO)/vault.yml
+	$(BIN)/autovault --config $(DEMO)/vault.yml ingest $(DEMO)/vault/heartbeat/logs
+	$(BIN)/autovault --config $(DEMO)/vault.yml run-task --all
+	$(BIN)/autovault --config $(DEMO)/vault.yml status --signatures
 
 lint: $(VENV)/.full
 	$(BIN)/ruff check .

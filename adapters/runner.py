@@ -185,7 +185,8 @@ class TaskRunner:
     def _render(self, run: _Run) -> None:
         template = run.read(run.task.prompt, "render: prompt", "prompt").decode("utf-8", "replace")
         inputs = self._inputs(run)
-        run.prompt = render_prompt(template, run.context, run.date, inputs, append_missing=True)
+        run.prompt = render_prompt(template, run.context, run.date, inputs, append_missing=True,
+                                   append_inputs=run.task.collect is None)
 
     def _model(self, run: _Run) -> None:
         options = run.task.options.as_dict()

@@ -131,15 +131,23 @@ class Cycle(Aggregate):
         self.mode = mode
         self.phase = "started"
         self.delta_hash: str | None = None
+        self.delta_blob: str | None = None
 
     @event("Diagnosed")
-    def diagnosed(self, signatures: list[str], evidence_hash: str, tasks: list[str]) -> None:
+    def diagnosed(
+        self, signatures: list[str], evidence_hash: str, tasks: list[str], cost: dict[str, float] | None = None,
+    ) -> None:
         self.phase = "diagnosed"
 
     @event("Proposed")
-    def proposed(self, delta_hash: str, proposer: str, lever: str, rationale: str, cost: dict[str, float]) -> None:
+    def proposed(
+        self, delta_hash: str, proposer: str, lever: str, rationale: str, cost: dict[str, float],
+        delta_blob: str | None = None, description: str = "",
+    ) -> None:
+        """`delta_hash` is the delta's content hash (dedup); `delta_blob` the blob holding the whole delta."""
         self.phase = "proposed"
         self.delta_hash = delta_hash
+        self.delta_blob = delta_blob
 
     @event("Rejected")
     def rejected(self, proposer: str, reason: str, answer_hash: str | None, cost: dict[str, float]) -> None:
@@ -156,7 +164,9 @@ class Cycle(Aggregate):
         rule: dict[str, Any],
         guardrails: list[str],
         cost: dict[str, float],
+        detail: dict[str, Any] | None = None,
     ) -> None:
+        """`detail`: per-input scores, reason, noise floor, what was verified — enough to replay the decision."""
         self.phase = "verified"
 
     @event("AwaitingApproval")

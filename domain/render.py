@@ -26,12 +26,17 @@ def render_prompt(
     inputs: dict[str, str] | None = None,
     *,
     append_missing: bool = False,
+    append_inputs: bool | None = None,
 ) -> str:
     """Fill known placeholders; leave unknown `{…}` untouched.
 
     With `append_missing`, a non-empty context the template never mentions is appended after it (and
-    likewise the `inputs` block), so data a task declares always reaches the model.
+    likewise the `inputs` block), so data a task declares always reaches the model. A task with a collector
+    reads its inputs itself: the runner passes `append_inputs=False` so declared inputs (which also feed
+    the data-flow graph) are not pasted twice and do not blow the context.
     """
+    if append_inputs is None:
+        append_inputs = append_missing
     named = inputs or {}
     values = {"context": context, "date": as_date(date)}
     used: set[str] = set()
@@ -49,7 +54,7 @@ def render_prompt(
         if context and "context" not in used:
             out = f"{out.rstrip()}\n\n{context}"
         block = named.get("inputs", "")
-        if block and not (used - {"context", "date"}):
+        if append_inputs and block and not (used - {"context", "date"}):
             out = f"{out.rstrip()}\n\n{block}"
     return out
 

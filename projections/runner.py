@@ -15,6 +15,7 @@ tracking position. Read-model tables live in the store's database under the `rm_
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 from uuid import UUID
@@ -33,7 +34,18 @@ tracking_table = Table(
     metadata,
     Column("projection", String(64), primary_key=True),
     Column("notification_id", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+    Column("schema", String(64), nullable=False, server_default=""),  # fingerprint of the read model's tables
 )
+
+
+def schema_fingerprint(projection: Projection) -> str:
+    """Changes when a read model's tables or its `version` change: the runner then rebuilds it from events,
+    so an upgraded autovault never reads an old table shape."""
+    parts = [str(projection.version)]
+    for table in projection.tables:
+        cols = ",".join(f"{c.name}:{c.type!r}:{c.nullable}:{c.primary_key}" for c in table.columns)
+        parts.append(f"{table.name}({cols})")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 class Origins:
@@ -71,6 +83,7 @@ class Projection:
     name: ClassVar[str]
     tables: ClassVar[Sequence[Table]]
     handles: ClassVar[Sequence[type | str]]
+    version: ClassVar[int] = 1  # bump when `apply` changes meaning: the read model is rebuilt on start
     origins: Origins
 
     def bind(self, origins: Origins) -> None:
@@ -106,6 +119,9 @@ class ProjectionRunner:
                 self._topics.setdefault(topic, []).append(p)
         metadata.create_all(self.engine, checkfirst=True)
         self._ensure_tracking(list(self.projections))
+        stale = self._stale_schemas()
+        if stale:
+            self.rebuild(*stale)
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -136,8 +152,9 @@ class ProjectionRunner:
         projections = [self.projections[n] for n in wanted]
         with self.engine.begin() as conn:
             # DML first: on SQLite that opens the transaction, so the DDL below is part of it.
-            conn.execute(update(tracking_table).where(tracking_table.c.projection.in_(wanted))
-                         .values(notification_id=0))
+            for p in projections:
+                conn.execute(update(tracking_table).where(tracking_table.c.projection == p.name)
+                             .values(notification_id=0, schema=schema_fingerprint(p)))
             for p in projections:
                 for table in reversed(p.tables):
                     table.drop(conn, checkfirst=True)
@@ -154,8 +171,17 @@ class ProjectionRunner:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         with self.engine.begin() as conn:
             for name in names:
-                conn.execute(insert(tracking_table).values(projection=name, notification_id=0)
+                fingerprint = schema_fingerprint(self.projections[name])
+                conn.execute(insert(tracking_table).values(projection=name, notification_id=0, schema=fingerprint)
                              .on_conflict_do_nothing(index_elements=["projection"]))
+
+    def _stale_schemas(self) -> list[str]:
+        """Projections whose stored tables were made by another version of their definition."""
+        t = tracking_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.projection, t.schema).where(t.projection.in_(list(self.projections)))).all()
+        stored: dict[str, str] = {str(name): str(schema) for name, schema in rows}
+        return [name for name, p in self.projections.items() if stored.get(name) != schema_fingerprint(p)]
 
     def _fold_batch(self, names: list[str], size: int) -> int:
         projections = [self.projections[n] for n in names]

@@ -177,3 +177,17 @@ def test_store_url_from_environment_uses_postgresql(capsys: pytest.CaptureFixtur
     finally:
         del os.environ["AUTOVAULT_STORE"]
     assert not (tmp_path / "state").exists()  # nothing went to the default SQLite file
+
+
+def test_service_install_writes_a_unit_with_absolute_paths(capsys: pytest.CaptureFixture[str], vault: Path,
+                                                            tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    code, out, _ = cli(capsys, vault, "--json", "service", "install", "--user", "--unit-dir", str(units))
+    assert code == 0
+    result = json.loads(out)
+    unit = Path(result["path"]).read_text()
+    assert f"--config {vault}" in unit and "Type=notify" in unit
+    assert any("systemctl --user enable --now autovault" in c for c in result["commands"])
+    (units / "autovault.service").write_text("[Unit]\nDescription=someone else's\n")
+    code, _, err = cli(capsys, vault, "service", "install", "--user", "--unit-dir", str(units))
+    assert code == 2 and "--force" in err

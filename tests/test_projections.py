@@ -153,6 +153,21 @@ def test_rebuild_refolds_one_read_model(store: VaultStore) -> None:
         assert dump(conn) == before and len(quality_table(conn)) == 3
 
 
+def test_a_read_model_made_by_an_older_definition_is_rebuilt_on_start(store: VaultStore) -> None:
+    from projections.runner import tracking_table
+
+    fill(store, SCORES)
+    ProjectionRunner(store, default_projections()).catch_up()
+    with store.engine.begin() as conn:
+        good = dump(conn)
+        conn.execute(runs_table.delete())  # what an old table shape would leave us reading
+        conn.execute(tracking_table.update().where(tracking_table.c.projection == "runs").values(schema="older"))
+    runner = ProjectionRunner(store, default_projections())  # start-up notices the fingerprint and refolds
+    assert runner.positions()["runs"] == store.max_notification_id()
+    with store.engine.connect() as conn:
+        assert dump(conn) == good
+
+
 counted = Table(
     "rm_test_counted", metadata, Column("notification_id", Integer, primary_key=True), Column("topic", String(200))
 )

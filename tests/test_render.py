@@ -32,3 +32,10 @@ def test_expand_output() -> None:
     assert expand_output("Briefings/{date}.md", dt.date(2026, 3, 18), "mb") == "Briefings/2026-03-18.md"
     assert expand_output("out/{task}-{date}.md", "2026-03-18", "mb") == "out/mb-2026-03-18.md"
     assert is_literal("Briefings/2026-03-18.md") and not is_literal("Knowledge/practice--*.md")
+
+
+def test_inputs_are_not_appended_when_the_task_collects_them_itself() -> None:
+    inputs = {"inputs": "--- Knowledge/a.md ---\nbig note"}
+    assert "big note" in render_prompt("Summarise.", "ctx", "2026-03-18", inputs, append_missing=True)
+    out = render_prompt("Summarise.", "ctx", "2026-03-18", inputs, append_missing=True, append_inputs=False)
+    assert "big note" not in out and out.endswith("ctx")

@@ -1,0 +1,275 @@
+"""`autovault cycle | verify | approve | reject | loop | ledger`: the improvement cycle from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.config_loader import load_config
+from daemon.bootstrap import Services, bootstrap, register_tasks
+from daemon.output import fmt_score, print_json, table
+from handlers.cycle import (
+    CycleDeps,
+    CycleResult,
+    Proposer,
+    approve_cycle,
+    floor_cache,
+    reject_cycle,
+    run_cycle,
+    verify_cycle,
+)
+from handlers.loop import LoopReport, run_loop
+from handlers.tasks import task_signatures
+from handlers.verify import VerifyDeps
+from projections.globs import overlaps
+from projections.ledger import LedgerRow, ledger_rows
+from projections.quality import quality_table
+
+TSV_COLUMNS = ("cycle", "task", "lever", "baseline", "candidate", "effect", "decision", "description")
+
+
+def _services(args: argparse.Namespace) -> Services:
+    svc = bootstrap(load_config(Path(args.config)))
+    register_tasks(svc.store, svc.config)
+    svc.projections.catch_up()
+    return svc
+
+
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    quiet = getattr(args, "json", False)
+    return (lambda _m: None) if quiet else (lambda m: print(f"  · {m}", file=sys.stderr, flush=True))
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """The evidence when `handlers.diagnose` is not installed: the task's signatures."""
+
+    task: str
+    signatures: list[Any]
+    tasks: list[str]
+
+
+def diagnoser(svc: Services) -> Callable[[str], Any]:
+    """`handlers.diagnose.diagnose(task, svc)` when present; else the task's signatures alone."""
+    try:
+        module = importlib.import_module("handlers.diagnose")
+    except ModuleNotFoundError:
+        module = None
+    if module is not None and hasattr(module, "diagnose"):
+        return lambda task: module.diagnose(task, svc)
+
+    def fallback(task: str) -> Any:
+        sigs = task_signatures(task, config=svc.config, history=svc.history, read_text=svc.read_vault_text,
+                               reads=overlaps)
+        return _Evidence(task, sigs, [task])
+
+    return fallback
+
+
+def proposers(svc: Services) -> list[tuple[str, Proposer]]:
+    """vault.yml's proposers in order: `rules` from handlers.proposers.rules, the rest from handlers.proposers.llm
+    (`proposer(name, svc)` there). A proposer whose module is missing is skipped with a warning."""
+    out: list[tuple[str, Proposer]] = []
+    for name in svc.config.proposers:
+        try:
+            if name == "rules":
+                module = importlib.import_module("handlers.proposers.rules")
+                out.append((name, module.propose))
+            else:
+                module = importlib.import_module("handlers.proposers.llm")
+                out.append((name, module.proposer(name, svc)))
+        except (ModuleNotFoundError, AttributeError) as e:
+            print(f"autovault: proposer {name!r} unavailable ({e}); skipped", file=sys.stderr)
+    return out
+
+
+def cycle_deps(svc: Services, progress: Callable[[str], None]) -> CycleDeps:
+    verify = VerifyDeps(config=svc.config, runner=svc.runner, complete=svc.models.complete, history=svc.history,
+                        read_text=svc.read_vault_text, floor_cache=floor_cache(svc.store), env=svc.env,
+                        progress=progress)
+    return CycleDeps(store=svc.store, verify=verify, diagnose=diagnoser(svc), proposers=proposers(svc))
+
+
+def _result_json(r: CycleResult) -> dict[str, Any]:
+    v = r.verification
+    return {"cycle": r.key, "task": r.task, "outcome": r.outcome, "reason": r.reason, "commit": r.commit,
+            "delta": None if r.delta is None else {"description": r.delta.description, "lever": r.delta.lever,
+                                                   "proposer": r.delta.proposer, "paths": r.delta.paths,
+                                                   "content_hash": r.delta.content_hash},
+            "diff": r.diff, "rejected": r.rejected,
+            "verification": None if v is None else {"effect": v.decision.effect, "interval": list(v.decision.interval),
+                                                    "inputs": v.decision.n_inputs, "reason": v.decision.reason,
+                                                    "noise_floor": v.noise_floor, "guardrails": v.guardrails}}
+
+
+def _print_result(r: CycleResult, as_json: bool, *, show_diff: bool = False) -> None:
+    if as_json:
+        print_json(_result_json(r))
+        return
+    print(f"cycle {r.key} [{r.task}]: {r.outcome} — {r.reason}")
+    for line in r.rejected:
+        print(f"  rejected {line}")
+    if r.delta is not None:
+        print(f"  delta: {r.delta.description} ({r.delta.lever}, by {r.delta.proposer})")
+    if show_diff and r.diff:
+        print(r.diff, end="" if r.diff.endswith("\n") else "\n")
+
+
+_EXIT = {"kept": 0, "proposed": 0, "awaiting_approval": 0, "discarded": 0, "nothing": 0, "failed": 1}
+
+
+def cmd_cycle(args: argparse.Namespace) -> int:
+    with _services(args) as svc:
+        svc.config.task(args.task)
+        r = run_cycle(cycle_deps(svc, _say(args)), args.task, propose_only=args.propose_only)
+        svc.projections.catch_up()
+    _print_result(r, args.json, show_diff=args.propose_only or r.outcome == "awaiting_approval")
+    if args.propose_only and r.outcome == "proposed" and not args.json:
+        print(f"apply it by hand (or not), then `autovault verify {r.key}`; or `autovault verify {r.key}` now")
+    return _EXIT.get(r.outcome, 1)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _services(args) as svc:
+        r = _guard(lambda: verify_cycle(cycle_deps(svc, _say(args)), args.cycle_id))
+        svc.projections.catch_up()
+    _print_result(r, args.json)
+    return _EXIT.get(r.outcome, 1)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    with _services(args) as svc:
+        r = _guard(lambda: approve_cycle(cycle_deps(svc, _say(args)), args.cycle_id))
+        svc.projections.catch_up()
+    _print_result(r, args.json)
+    return 0 if r.kept else 1
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    with _services(args) as svc:
+        r = _guard(lambda: reject_cycle(svc.store, args.cycle_id))
+        svc.projections.catch_up()
+    _print_result(r, args.json)
+    return 0
+
+
+def _guard(body: Callable[[], CycleResult]) -> CycleResult:
+    from daemon.commands import UserError
+
+    try:
+        return body()
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_loop(args: argparse.Namespace) -> int:
+    with _services(args) as svc:
+        research = svc.config.research
+        target = args.target if args.target is not None else research.target
+        patience = args.patience if args.patience is not None else research.patience
+        jobs = args.jobs if args.jobs is not None else research.jobs
+        with svc.engine_connect() as conn:
+            quality = {q.task: q.rolling_mean for q in quality_table(conn)}
+        quality = {t: quality.get(t) for t in svc.config.tasks}
+        say = _say(args)
+
+        def shown(r: CycleResult) -> None:
+            if not args.json:
+                print(f"[{r.task}] {r.outcome}: {r.delta.description if r.delta else '-'} — {r.reason}", flush=True)
+
+        report = run_loop(cycle_deps(svc, say), quality, target=target, patience=patience,
+                          max_cycles=args.max_cycles, jobs=jobs, on_result=shown)
+        svc.projections.catch_up()
+    _print_loop(report, args.json)
+    return 1 if any(r.outcome == "failed" for r in report.results) and report.kept == 0 else 0
+
+
+def _print_loop(report: LoopReport, as_json: bool) -> None:
+    if as_json:
+        print_json({"stopped": report.stopped, "kept": report.kept, "cycles": [_result_json(r) for r in report.results],
+                    "quality": {t: {"before": report.before[t], "after": report.after[t]} for t in report.before}})
+        return
+    kept_by: dict[str, int] = {}
+    for r in report.results:
+        kept_by[r.task] = kept_by.get(r.task, 0) + (1 if r.kept else 0)
+    table("quality before / after the loop (after: verified candidate mean of kept deltas)",
+          ["task", "before", "after", "cycles", "kept"],
+          [(t, fmt_score(report.before[t]), fmt_score(report.after[t]),
+            sum(1 for r in report.results if r.task == t), kept_by.get(t, 0)) for t in report.before],
+          caption=f"{len(report.results)} cycles, {report.kept} kept; stopped: {report.stopped}")
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def ledger_tsv_rows(rows: list[LedgerRow]) -> list[list[str]]:
+    """One row per cycle outcome (Kept/Discarded/Failed/AwaitingApproval) in results.tsv's spirit."""
+    final = ("Kept", "Discarded", "Failed", "AwaitingApproval")
+    out = []
+    for r in rows:
+        if r.kind not in final:
+            continue
+        out.append([r.cycle or "", r.task, r.lever or "", _fmt(r.baseline_mean), _fmt(r.candidate_mean),
+                    _fmt(r.effect), r.decision, " ".join(r.description.split())])
+    return out
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    with _services(args) as svc, svc.engine_connect() as conn:
+        rows = ledger_rows(conn, args.task, args.limit)
+    if args.json:
+        print_json(rows)
+    elif args.tsv:
+        w = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+        w.writerow(TSV_COLUMNS)
+        w.writerows(ledger_tsv_rows(rows))
+    else:
+        table("ledger", ["at", "cycle", "task", "kind", "lever", "base", "cand", "effect", "decision", "description"], [
+            (r.at[:19], r.cycle or "", r.task, r.kind, r.lever or "", fmt_score(r.baseline_mean),
+             fmt_score(r.candidate_mean), "" if r.effect is None else f"{r.effect:+.2f}", r.decision, r.description)
+            for r in rows])
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    c = sub.add_parser("cycle", help="one improvement cycle on a task: diagnose, propose, verify, decide")
+    c.add_argument("task")
+    c.add_argument("--propose-only", action="store_true", help="stop after the proposal and print its diff")
+
+    c = sub.add_parser("verify", help="verify a proposed delta, or the human-applied state against its baseline")
+    c.add_argument("cycle_id")
+    c = sub.add_parser("approve", help="apply a kept delta that waits for approval")
+    c.add_argument("cycle_id")
+    c = sub.add_parser("reject", help="drop a delta that waits for approval (or a proposal)")
+    c.add_argument("cycle_id")
+
+    c = sub.add_parser("loop", help="chain cycles until every task reaches the target or patience runs out")
+    c.add_argument("--target", type=float, default=None, help="default: research.target")
+    c.add_argument("--patience", type=int, default=None, help="default: research.patience")
+    c.add_argument("--max-cycles", type=int, default=None)
+    c.add_argument("--jobs", type=int, default=None, help="parallel cycles on disjoint tasks (default research.jobs)")
+
+    c = sub.add_parser("ledger", help="every change and cycle step; --tsv for results.tsv-style rows")
+    c.add_argument("--tsv", action="store_true")
+    c.add_argument("--task", default=None)
+    c.add_argument("--limit", type=int, default=None)
+    for name in ("cycle", "verify", "approve", "reject", "loop", "ledger"):  # `--json` after the command too
+        sub.choices[name].add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                                       help="machine-readable output")
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "cycle": cmd_cycle,
+    "verify": cmd_verify,
+    "approve": cmd_approve,
+    "reject": cmd_reject,
+    "loop": cmd_loop,
+    "ledger": cmd_ledger,
+}

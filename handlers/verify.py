@@ -1,0 +1,381 @@
+"""Verify a delta: baseline and candidate arms in shadow workspaces, on the same inputs, judged, decided.
+
+How an arm comparison is run (see /work/shared/notes/acceptance.md and `domain.acceptance`):
+
+- **Inputs.** Input k is the task as it would have run on day `anchor − k` (its collector gets that date
+  in AUTOVAULT_DATE), with model seed `k` when the task does not fix one. The baseline's run of input k
+  collects the context once; that context is *frozen* and handed to every other run of input k
+  (`context_override`), so both arms see the same data. Only when the delta changes the collector itself
+  (its script, its command line or its output cap) does the candidate collect on its own, with the same
+  date. Scores are paired by input id (the date).
+- **Samples mapping.** `research.samples` counts *inputs per look* (first batch, fewest inputs that may
+  decide, and the step); `research.max_samples` is the cap. With contract-only judging (no judge model or
+  `judge.llm_weight: 0`) the score of a given output is exact, so the configured counts are used as they
+  are (vault.yml's default 3/9). With an LLM in the judge the counts are raised to at least
+  `acceptance.START_INPUTS`/`MAX_INPUTS` (24/96), the smallest design measured to keep noise out under
+  realistic judge noise. The counts used are recorded in the `Verified` rule.
+- **Noise floor.** An A/A comparison: the baseline's first look is run a second time with other model
+  seeds on the same frozen contexts; `acceptance.noise_floor` of that pair (rescaled to the cap) is the
+  task's floor. It is cached per (task, baseline key: task config + judge config + hashes of the files
+  the baseline read) — a cycle on an unchanged task reuses it — and min_effect is raised to it.
+- **Guardrails.** Per hard check, count inputs where it passes on baseline and fails on candidate, and
+  the reverse; a net regression vetoes a keep, whatever the mean effect.
+- **Simplicity.** A delta whose edited vault files hold fewer words in total (a shorter prompt, a simpler
+  script) is `simpler`: equal score keeps it.
+- Both arms are judged against the *baseline's* contract and rubric: a delta cannot win by loosening
+  its own `expect`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shlex
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from adapters.config_loader import ConfigError, load_config
+from adapters.workspace import ShadowWorkspace
+from domain.acceptance import (
+    MAX_INPUTS,
+    START_INPUTS,
+    Decision,
+    Rule,
+    SequentialPlan,
+    acceptance_for,
+    decide,
+    noise_floor,
+)
+from domain.config import TaskConfig, VaultConfig
+from domain.ids import sha256_text
+from domain.runs import Check, RunResult
+from handlers.judge import JudgeResult, judge_run
+
+AA_SEED_OFFSET = 1_000_003  # the A/A twin of input k runs with seed k + this
+
+
+class Runner(Protocol):
+    def run(self, task_name: str, task: TaskConfig, *, date: dt.date | str | None = None,
+            shadow: bool | ShadowWorkspace = False, source: str = "cli", context_override: str | None = None,
+            run_id: str | None = None) -> RunResult: ...
+
+
+class History(Protocol):
+    def previous_outputs(self, task: str, n: int, *, exclude: str | None = None) -> list[str]: ...
+
+
+FloorCache = Callable[[str, str], float | None]  # (task, baseline key) -> recorded floor, or None
+
+
+@dataclass
+class Cost:
+    """What a step spent: model calls (task and judge), tokens, wall seconds."""
+
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    runs: int = 0
+
+    def add_run(self, run: RunResult, judged: JudgeResult) -> None:
+        self.runs += 1
+        self.model_calls += 1 if "model" in run.durations else 0
+        self.model_calls += judged.cost.calls
+        self.prompt_tokens += run.prompt_tokens + judged.cost.prompt_tokens
+        self.output_tokens += run.output_tokens + judged.cost.output_tokens
+
+    def as_dict(self) -> dict[str, float]:
+        return {"model_calls": self.model_calls, "prompt_tokens": self.prompt_tokens,
+                "output_tokens": self.output_tokens, "seconds": round(self.seconds, 3), "runs": self.runs}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of a comparison: files laid over a shadow copy of the vault, and the config to run with."""
+
+    files: Mapping[str, str | None]  # vault-relative path -> text (None deletes)
+    config: VaultConfig
+
+
+@dataclass(frozen=True)
+class VerifyDeps:
+    config: VaultConfig  # the live config: judge settings, research settings, the live vault root
+    runner: Runner
+    complete: Callable[..., Any] | None  # the judge's model call (None: contract checks only)
+    history: History
+    read_text: Callable[[str | None], str]  # live vault file text, for the rubric
+    floor_cache: FloorCache = lambda _task, _key: None
+    env: Mapping[str, str] = field(default_factory=dict)
+    progress: Callable[[str], None] = lambda _msg: None
+
+
+@dataclass
+class Verification:
+    decision: Decision
+    rule: Rule
+    baseline: dict[str, list[float]]
+    candidate: dict[str, list[float]]
+    guardrails: list[str]
+    simpler: bool
+    noise_floor: float
+    noise_key: str
+    noise_measured: bool
+    cost: Cost
+    inputs: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return self.decision.verdict
+
+    def detail(self) -> dict[str, Any]:
+        """What the `Verified` event records beyond its fixed fields: enough to replay the decision."""
+        return {
+            "samples": {"baseline": self.baseline, "candidate": self.candidate},
+            "reason": self.decision.reason, "n_inputs": self.decision.n_inputs, "inputs": self.inputs,
+            "simpler": self.simpler, "noise_floor": self.noise_floor, "noise_key": self.noise_key,
+            "noise_measured": self.noise_measured, "notes": self.notes,
+        }
+
+
+def llm_judged(config: VaultConfig) -> bool:
+    return bool(config.judge.model) and config.judge.llm_weight > 0
+
+
+def plan_for(config: VaultConfig, *, seed: int, floor: float | None) -> tuple[Rule, SequentialPlan]:
+    """The samples mapping of the module docstring; min_effect is raised to the floor, never below it."""
+    r = config.research
+    start, cap = r.samples, max(r.max_samples, r.samples)
+    if llm_judged(config):
+        start, cap = max(start, START_INPUTS), max(cap, MAX_INPUTS)
+    min_effect = max(r.min_effect, floor or 0.0)
+    rule, plan = acceptance_for(max(start, 2), max(cap, 2), min_effect, seed=seed, noise_floor=floor)
+    return rule, plan
+
+
+def seed_of(key: str) -> int:
+    """A stable 32-bit seed from a cycle key: the bootstrap replays bit for bit."""
+    return int(sha256_text(key)[:8], 16)
+
+
+def input_dates(anchor: dt.date, start: int, count: int) -> list[str]:
+    return [(anchor - dt.timedelta(days=k)).isoformat() for k in range(start, start + count)]
+
+
+# ---- candidate configs --------------------------------------------------------------------------------
+
+
+def load_config_text(text: str, live: VaultConfig, root: Path, env: Mapping[str, str]) -> VaultConfig:
+    """Validate vault.yml text as if it sat where the live one does, but with its vault folder at `root`
+    (a shadow holding the delta's other files), so a config naming a file the same delta creates is valid.
+    Raises ConfigError (one line per problem). Writes only in a temp folder and in `root`."""
+    rel = os.path.relpath(live.root, live.source.parent)
+    tmp = Path(tempfile.mkdtemp(prefix="autovault-config-"))
+    try:
+        parts = Path(rel).parts
+        ups = 0
+        while ups < len(parts) and parts[ups] == "..":
+            ups += 1
+        if rel == ".":
+            path = root / f".autovault-check-{uuid.uuid4().hex}.yml"
+        else:
+            base = tmp.joinpath(*[f"u{i}" for i in range(ups)]) if ups else tmp
+            base.mkdir(parents=True, exist_ok=True)
+            link = tmp.joinpath(*parts[ups:])
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(root, target_is_directory=True)
+            path = base / live.source.name
+        path.write_text(text, encoding="utf-8")
+        try:
+            cfg = load_config(path, dict(env))
+        finally:
+            path.unlink(missing_ok=True)
+        return cfg
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def collector_paths(task: TaskConfig) -> set[str]:
+    if not task.collect:
+        return set()
+    try:
+        return {t for t in shlex.split(task.collect) if not t.startswith("-")}
+    except ValueError:
+        return set()
+
+
+def collector_changed(base: TaskConfig, cand: TaskConfig, edited: Sequence[str]) -> bool:
+    if (base.collect, base.output_cap) != (cand.collect, cand.output_cap):
+        return True
+    return bool(collector_paths(base) & set(edited))
+
+
+def simpler(before: Mapping[str, str | None], after: Mapping[str, str | None]) -> bool:
+    """Fewer words across the edited vault files (prompts, scripts); a delta that only edits config is not."""
+    if not after:
+        return False
+    words = sum(len((before.get(p) or "").split()) for p in after)
+    return sum(len((t or "").split()) for t in after.values()) < words
+
+
+# ---- running the arms ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _ArmRun:
+    ws: ShadowWorkspace
+    task: TaskConfig
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    checks: dict[str, list[Check]] = field(default_factory=dict)
+
+
+class _Verifier:
+    def __init__(self, deps: VerifyDeps, name: str, baseline: Arm, candidate: Arm, anchor: dt.date,
+                 cycle: str) -> None:
+        self.deps, self.name, self.anchor, self.cycle = deps, name, anchor, cycle
+        self.base_task = baseline.config.task(name)
+        self.cand_task = candidate.config.task(name)
+        self.contract = deps.config.task(name) if name in deps.config.tasks else self.base_task
+        self.cost = Cost()
+        self.contexts: dict[str, str] = {}
+        self.read_hashes: dict[str, str] = {}
+        self.edited = [p for p in candidate.files]
+        self.own_collector = collector_changed(self.base_task, self.cand_task, self.edited)
+        previous_n = self.contract.expect.distinct_from_previous
+        self.previous = deps.history.previous_outputs(name, previous_n) if previous_n else []
+        rubric_path = self.contract.rubric or deps.config.judge.rubric
+        self.rubric = deps.read_text(rubric_path) or None
+
+    def _options_task(self, task: TaskConfig, seed: int) -> TaskConfig:
+        if task.options.seed is not None:
+            return task
+        return task.model_copy(update={"options": task.options.model_copy(update={"seed": seed})})
+
+    def run_one(self, arm: _ArmRun, k: int, day: str, label: str, seed_offset: int = 0,
+                collect: bool = False) -> tuple[float, list[Check]]:
+        task = self._options_task(arm.task, k + seed_offset)
+        override = None if collect else self.contexts.get(day)
+        rid = f"verify-{self.cycle[:24]}-{label}-{day}-{seed_offset}-{uuid.uuid4().hex[:8]}"
+        run = self.deps.runner.run(self.name, task, date=day, shadow=arm.ws, source="verify",
+                                   context_override=override, run_id=rid)
+        if collect and day not in self.contexts:
+            self.contexts[day] = run.context
+            if not self.read_hashes:
+                self.read_hashes = dict(run.read_hashes)
+        judged = judge_run(run, self.contract, self.deps.config.judge, self.deps.complete, self.previous,
+                           self.rubric)
+        self.cost.add_run(run, judged)
+        return float(judged.score.score), list(judged.score.checks)
+
+    def run_inputs(self, base: _ArmRun, cand: _ArmRun, days: list[str], first: int) -> None:
+        for i, day in enumerate(days):
+            k = first + i
+            self.deps.progress(f"{self.name}: input {day} ({k + 1})")
+            s, c = self.run_one(base, k, day, "base", collect=True)
+            base.scores[day], base.checks[day] = [s], c
+            s, c = self.run_one(cand, k, day, "cand", collect=self.own_collector)
+            cand.scores[day], cand.checks[day] = [s], c
+
+    def baseline_key(self) -> str:
+        body = {"task": self.base_task.model_dump(mode="json"), "judge": self.deps.config.judge.model_dump(mode="json"),
+                "reads": dict(sorted(self.read_hashes.items()))}
+        return sha256_text(json.dumps(body, sort_keys=True, default=str))
+
+
+def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle: str,
+           anchor: dt.date | None = None) -> Verification:
+    """Run both arms on the same inputs, `plan` inputs at a time, until the rule decides; never touches live files."""
+    t0 = time.perf_counter()
+    anchor = anchor or dt.date.today()
+    v = _Verifier(deps, task, baseline, candidate, anchor, cycle)
+    seed = seed_of(cycle)
+    live_root = deps.config.root
+    with ShadowWorkspace.create(live_root) as bws, ShadowWorkspace.create(live_root) as cws:
+        bws.overlay(baseline.files)
+        cws.overlay(candidate.files)
+        base, cand = _ArmRun(bws, v.base_task), _ArmRun(cws, v.cand_task)
+        rule, plan = plan_for(deps.config, seed=seed, floor=None)
+        days = input_dates(anchor, 0, plan.first_batch())
+        v.run_inputs(base, cand, days, 0)
+        floor, key, measured = _noise_floor(v, base, days, rule)
+        rule, plan = plan_for(deps.config, seed=seed, floor=floor)
+        notes = []
+        if rule.min_effect > deps.config.research.min_effect:
+            notes.append(f"min_effect raised from {deps.config.research.min_effect:g} to the noise floor {floor:.3g}")
+        is_simpler = simpler({p: _read(bws, p) for p in candidate.files}, candidate.files)
+        while True:
+            vetoes = guardrail_regressions(base.checks, cand.checks)
+            decision = decide(base.scores, cand.scores, rule, guardrails_regressed=vetoes, simpler=is_simpler)
+            more = plan.next_batch(decision)
+            if more == 0:
+                break
+            n = len(base.scores)
+            new_days = input_dates(anchor, n, more)
+            v.run_inputs(base, cand, new_days, n)
+    v.cost.seconds = time.perf_counter() - t0
+    return Verification(decision=decision, rule=rule, baseline=base.scores, candidate=cand.scores,
+                        guardrails=list(vetoes), simpler=is_simpler, noise_floor=floor, noise_key=key,
+                        noise_measured=measured, cost=v.cost, inputs=sorted(base.scores), notes=notes)
+
+
+def _read(ws: ShadowWorkspace, rel: str) -> str | None:
+    try:
+        return ws.read_text(rel)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def _noise_floor(v: _Verifier, base: _ArmRun, days: list[str], rule: Rule) -> tuple[float, str, bool]:
+    """The task's floor: cached for this baseline, or measured now by an A/A twin of the first look."""
+    key = v.baseline_key()
+    cached = v.deps.floor_cache(v.name, key)
+    if cached is not None:
+        return cached, key, False
+    twin: dict[str, list[float]] = {}
+    for k, day in enumerate(days):
+        v.deps.progress(f"{v.name}: A/A {day}")
+        score, _ = v.run_one(base, k, day, "aa", seed_offset=AA_SEED_OFFSET)
+        twin[day] = [score]
+    floor = noise_floor({d: base.scores[d] for d in days}, twin, resamples=rule.resamples, seed=rule.seed,
+                        at_inputs=rule.max_inputs)
+    return floor, key, True
+
+
+def guardrail_regressions(base: Mapping[str, Sequence[Check]], cand: Mapping[str, Sequence[Check]]) -> list[str]:
+    """Hard checks with more inputs going pass → fail than fail → pass, e.g. 'sections (2 of 9 inputs)'."""
+    worse: dict[str, int] = {}
+    better: dict[str, int] = {}
+    for day in sorted(set(base) & set(cand)):
+        was = {c.name: c.passed for c in base[day] if c.hard}
+        for c in cand[day]:
+            if not c.hard or c.name not in was:
+                continue
+            if was[c.name] and not c.passed:
+                worse[c.name] = worse.get(c.name, 0) + 1
+            elif not was[c.name] and c.passed:
+                better[c.name] = better.get(c.name, 0) + 1
+    n = len(set(base) & set(cand))
+    return [f"{name} ({count} of {n} inputs)" for name, count in sorted(worse.items())
+            if count > better.get(name, 0)]
+
+
+def candidate_arm(deps: VerifyDeps, files: Mapping[str, str | None], config_text: str | None) -> Arm:
+    """The candidate: its files, and its config (the live one, or `config_text` validated against a shadow
+    that holds those files). Raises ConfigError when the candidate config does not validate."""
+    if config_text is None:
+        return Arm(files, deps.config)
+    with ShadowWorkspace.create(deps.config.root) as ws:
+        ws.overlay(files)
+        cfg = load_config_text(config_text, deps.config, ws.root, deps.env)
+    return Arm(files, cfg)
+
+
+__all__ = ["Arm", "ConfigError", "Cost", "Verification", "VerifyDeps", "candidate_arm", "guardrail_regressions",
+           "load_config_text", "plan_for", "simpler", "verify"]

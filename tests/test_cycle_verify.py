@@ -1,0 +1,194 @@
+"""Cycle and verification end to end: real collector subprocesses, real SQLite, a deterministic model double."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from domain.aggregates import Cycle
+from domain.delta import Delta, FileEdit
+from domain.ids import sha256_text
+from handlers.cycle import cycle_facts, run_cycle
+from tests.cycle_vault import BRIEF_PROMPT, IMPROVED_PROMPT, NOISE_PROMPT, live_state, make_vault
+
+
+def events(fx: object, key: str) -> list[str]:
+    store = fx.svc.store  # type: ignore[attr-defined]
+    cycle = store.get_cycle(key)
+    return [type(e).__name__ for e in store.events.get(cycle.id)]
+
+
+def test_an_improving_delta_is_kept_applied_and_recorded(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    delta = fx.edit("prompts/brief.md", IMPROVED_PROMPT, description="ask for 40 words")
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "kept", r.reason
+    assert fx.text("prompts/brief.md") == IMPROVED_PROMPT
+    assert events(fx, r.key) == ["Started", "Diagnosed", "Proposed", "Verified", "Kept"]
+    v = r.verification
+    assert v is not None and v.decision.effect == 1.5 and v.decision.n_inputs == 3
+    assert sorted(v.baseline) == sorted(v.candidate) == v.inputs  # paired by input id (the date)
+    assert v.cost.model_calls == 9 and v.noise_measured  # 3 inputs × 2 arms + 3 A/A runs
+    cycle = fx.svc.store.get_cycle(r.key)
+    assert cycle is not None
+    verified = next(e for e in fx.svc.store.events.get(cycle.id)
+                if isinstance(e, Cycle.Verified))  # type: ignore[attr-defined]
+    assert verified.detail["samples"]["candidate"] == {d: [5.0] for d in v.inputs}
+    assert verified.cost["model_calls"] == 9 and verified.rule["min_inputs"] == 3
+    fx.svc.projections.catch_up()
+    from projections.ledger import ledger_rows
+    with fx.svc.engine_connect() as conn:
+        kinds = [(row.kind, row.decision) for row in ledger_rows(conn)]
+    assert ("Changed", "cycle") in kinds and ("Kept", "kept") in kinds
+
+
+def test_a_no_effect_delta_is_discarded_and_no_live_file_is_touched(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    before = live_state(fx.root)
+    delta = fx.edit("prompts/brief.md", NOISE_PROMPT, description="say please")
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "discarded", r.reason
+    assert "not good enough" in r.reason or "unclear" in r.reason
+    assert live_state(fx.root) == before  # hash and mtime of every live file: verification ran in shadows
+
+
+def test_an_identical_delta_is_never_verified_twice(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    delta = fx.edit("prompts/brief.md", NOISE_PROMPT)
+    first = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert first.outcome == "discarded"
+    calls = fx.writer.calls
+    again = Delta(task="brief", lever="prompt", description="same change, other words", rationale="another reason",
+                  proposer="other", edits=delta.edits)
+    second = run_cycle(fx.deps([("other", lambda ev: [again])]), "brief")
+    assert second.outcome == "nothing"
+    assert "already verified in cycle " + first.key in second.rejected[0]
+    assert fx.writer.calls == calls
+    assert set(cycle_facts(fx.svc.store).verified) == {delta.content_hash}
+    assert events(fx, second.key) == ["Started", "Diagnosed", "Rejected", "Discarded"]
+
+
+def test_the_noise_floor_is_measured_once_per_baseline_and_reused(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    a = run_cycle(fx.deps([("d", lambda ev: [fx.edit("prompts/brief.md", NOISE_PROMPT)])]), "brief")
+    b = run_cycle(fx.deps([("d", lambda ev: [fx.edit("prompts/brief.md", NOISE_PROMPT + "\n")])]), "brief")
+    assert a.verification and b.verification
+    assert a.verification.noise_measured and not b.verification.noise_measured
+    assert a.verification.noise_key == b.verification.noise_key
+    assert b.verification.cost.model_calls == 6  # no A/A runs the second time
+
+
+def test_a_config_delta_that_breaks_a_hard_check_is_vetoed(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    text = fx.cfg.read_text()
+    # A longer answer (+1.5 on min_words) from a model that fences its prose (code_fences, a hard check).
+    swapped = text.replace("model: ollama:writer\n    options: {num_predict: 200}",
+                           "model: ollama:writer-fenced\n    options: {num_predict: 200}", 1)
+    prompt = fx.edit("prompts/brief.md", IMPROVED_PROMPT).edits[0]
+    delta = Delta(task="brief", lever="model", description="swap + ask", rationale="t", proposer="double",
+                  edits=(FileEdit("vault.yml", sha256_text(text), swapped, in_config=True), prompt))
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "discarded"
+    assert r.verification and r.verification.guardrails == ["code_fences (3 of 3 inputs)"]
+    assert fx.cfg.read_text() == text and fx.text("prompts/brief.md") == BRIEF_PROMPT
+
+
+def test_an_invalid_candidate_config_is_rejected_before_verification(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    text = fx.cfg.read_text()
+    broken = text.replace("num_predict: 200", "num_predict: lots")
+    delta = Delta(task="brief", lever="config", description="bad knob", rationale="t", proposer="double",
+                  edits=(FileEdit("vault.yml", sha256_text(text), broken, in_config=True),))
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "nothing"
+    assert "does not validate" in r.rejected[0] and "num_predict" in r.rejected[0]
+    assert fx.writer.calls == 0
+
+
+def test_a_config_delta_that_helps_is_applied_to_vault_yml(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    text = fx.cfg.read_text()
+    # The collector's command line gains an argument the script echoes: the candidate collects on its own.
+    script = "#!/bin/sh\necho \"three commits landed on $AUTOVAULT_DATE $1\"\n"
+    live_script = fx.root / "scripts" / "collect.sh"
+    live_script.write_text(script)
+    changed = text.replace("collect: scripts/collect.sh", "collect: scripts/collect.sh 'write at least 40 words'", 1)
+    delta = Delta(task="brief", lever="config", description="collector asks for length", rationale="t",
+                  proposer="double", edits=(FileEdit("vault.yml", sha256_text(text), changed, in_config=True),))
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "kept", r.reason
+    assert fx.cfg.read_text() == changed
+
+
+def test_proposer_errors_and_failures_are_events(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+
+    def broken(_ev: object) -> list[Delta]:
+        raise RuntimeError("model answered\nnonsense")
+
+    r = run_cycle(fx.deps([("broken", broken)]), "brief")
+    assert r.outcome == "nothing" and "RuntimeError: model answered nonsense" in r.rejected[0]
+    deps = fx.deps([])
+    deps.diagnose = lambda task: (_ for _ in ()).throw(OSError("disk gone"))
+    failed = run_cycle(deps, "brief")
+    assert failed.outcome == "failed" and failed.reason == "OSError: disk gone"
+    assert events(fx, failed.key) == ["Started", "Failed"]
+
+
+def test_propose_only_stops_after_the_proposal_with_a_diff(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    before = live_state(fx.root)
+    delta = fx.edit("prompts/brief.md", IMPROVED_PROMPT)
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief", propose_only=True)
+    assert r.outcome == "proposed"
+    assert "+Write the morning briefing for {date}. Write at least 40 words." in r.diff
+    assert fx.writer.calls == 0 and live_state(fx.root) == before
+    assert events(fx, r.key) == ["Started", "Diagnosed", "Proposed"]
+
+
+def test_an_equal_score_with_a_shorter_prompt_is_kept(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    shorter = "Morning briefing for {date}.\nCONTEXT: {context}\n"
+    r = run_cycle(fx.deps([("double", lambda ev: [fx.edit("prompts/brief.md", shorter)])]), "brief")
+    assert r.outcome == "kept" and r.verification and r.verification.simpler
+    assert r.verification.decision.effect == 0 and "simpler" in r.verification.decision.reason
+    assert fx.text("prompts/brief.md") == shorter
+
+
+def test_a_recorded_verification_replays_to_the_same_decision(tmp_path: Path) -> None:
+    from domain.acceptance import Rule, decide
+
+    fx = make_vault(tmp_path)
+    r = run_cycle(fx.deps([("d", lambda ev: [fx.edit("prompts/brief.md", IMPROVED_PROMPT)])]), "brief")
+    cycle = fx.svc.store.get_cycle(r.key)
+    assert cycle is not None
+    ev = next(e for e in fx.svc.store.events.get(cycle.id) if isinstance(e, Cycle.Verified))  # type: ignore[attr-defined]
+    samples = ev.detail["samples"]
+    again = decide(samples["baseline"], samples["candidate"], Rule.from_dict(ev.rule),
+                   guardrails_regressed=ev.guardrails, simpler=ev.detail["simpler"])
+    assert (again.verdict, again.effect, list(again.interval)) == (ev.decision, ev.effect, ev.interval)
+
+
+def test_seed_faults_fixed_through_vault_yml_with_the_flawed_models(tmp_path: Path) -> None:
+    """The seed's morning-briefing: qwen3 thinks ~400 words, num_predict 300 leaves nothing to read; raising
+    num_predict and turning thinking off (one vault.yml edit) is a verified keep."""
+    from adapters.backends.registry import ModelRouter
+    from daemon.bootstrap import bootstrap
+    from tests.servers.flawed_models import FlawedModels
+    from tests.servers.responder_backend import ResponderBackend
+
+    fx = make_vault(tmp_path)
+    text = fx.cfg.read_text().replace("model: ollama:writer\n    options: {num_predict: 200}",
+                                      "model: ollama:qwen3:8b\n    options: {num_predict: 300}", 1)
+    fx.cfg.write_text(text)
+    router = ModelRouter()
+    router.register("ollama", ResponderBackend(FlawedModels(seed=1)))
+    fx.svc.close()
+    fx.svc = bootstrap(fx.cfg, env={}, models=router)
+    fixed = text.replace("options: {num_predict: 300}", "options: {num_predict: 600, think: false}", 1)
+    delta = Delta(task="brief", lever="config", description="brief: num_predict 300→600, think false",
+                  rationale="thinking ate the budget", proposer="double",
+                  edits=(FileEdit("vault.yml", sha256_text(text), fixed, in_config=True),))
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "kept", r.reason
+    assert r.verification is not None and r.verification.decision.effect >= 1.5
+    assert fx.cfg.read_text() == fixed
