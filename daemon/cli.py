@@ -10,12 +10,13 @@ from types import ModuleType
 
 import daemon.commands as commands
 import daemon.commands_cycle as commands_cycle
+import daemon.commands_graph as commands_graph
 import daemon.commands_service as commands_service
 from daemon.logging import configure_logging
 
 # Each command module adds its subparsers (`add_parsers(sub)`) and maps names to functions (`COMMANDS`).
 # Add new command families here, one module each.
-COMMAND_MODULES: list[ModuleType] = [commands_cycle, commands_service]
+COMMAND_MODULES: list[ModuleType] = [commands_cycle, commands_service, commands_graph]
 
 
 def build_parser() -> argparse.ArgumentParser:

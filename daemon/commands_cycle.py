@@ -19,6 +19,7 @@ from handlers.cycle import (
     CycleResult,
     Proposer,
     approve_cycle,
+    cycle_facts,
     floor_cache,
     reject_cycle,
     run_cycle,
@@ -209,27 +210,30 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def ledger_tsv_rows(rows: list[LedgerRow]) -> list[list[str]]:
-    """One row per cycle outcome (Kept/Discarded/Failed/AwaitingApproval) in results.tsv's spirit."""
+def ledger_tsv_rows(rows: list[LedgerRow], descriptions: dict[str, str] | None = None) -> list[list[str]]:
+    """One row per cycle outcome (Kept/Discarded/Failed/AwaitingApproval) in results.tsv's spirit; the
+    description is the delta's own one-liner when the cycle proposed one, else what the outcome says."""
+    descriptions = descriptions or {}
     final = ("Kept", "Discarded", "Failed", "AwaitingApproval")
     out = []
     for r in rows:
         if r.kind not in final:
             continue
         out.append([r.cycle or "", r.task, r.lever or "", _fmt(r.baseline_mean), _fmt(r.candidate_mean),
-                    _fmt(r.effect), r.decision, " ".join(r.description.split())])
+                    _fmt(r.effect), r.decision, " ".join(descriptions.get(r.cycle or "", r.description).split())])
     return out
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
     with _services(args) as svc, svc.engine_connect() as conn:
         rows = ledger_rows(conn, args.task, args.limit)
+        descriptions = cycle_facts(svc.store).descriptions if args.tsv else {}
     if args.json:
         print_json(rows)
     elif args.tsv:
         w = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
         w.writerow(TSV_COLUMNS)
-        w.writerows(ledger_tsv_rows(rows))
+        w.writerows(ledger_tsv_rows(rows, descriptions))
     else:
         table("ledger", ["at", "cycle", "task", "kind", "lever", "base", "cand", "effect", "decision", "description"], [
             (r.at[:19], r.cycle or "", r.task, r.kind, r.lever or "", fmt_score(r.baseline_mean),

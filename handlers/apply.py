@@ -77,8 +77,9 @@ def scope_problems(delta: Delta, config: VaultConfig) -> list[str]:
 
 
 def approval_paths(delta: Delta, config: VaultConfig) -> list[str]:
-    """Paths of the delta matching `research.approve`: the delta waits for `autovault approve`."""
-    return [e.path for e in delta.edits if not e.in_config and any(matches(g, e.path) for g in config.research.approve)]
+    """Paths of the delta matching `research.approve` (`vault.yml` there gates config edits too): the delta
+    waits for `autovault approve`."""
+    return [e.path for e in delta.edits if any(matches(g, e.path) for g in config.research.approve)]
 
 
 def live_texts(delta: Delta, config: VaultConfig) -> dict[str, str | None]:

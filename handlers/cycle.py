@@ -117,6 +117,7 @@ def _names(items: Any) -> list[str]:
 class CycleFacts:
     verified: dict[str, str]  # delta content hash -> key of the cycle that verified it
     floors: dict[str, float]  # noise key -> latest recorded noise floor
+    descriptions: dict[str, str] = field(default_factory=dict)  # cycle key -> its (last) delta's description
 
 
 def cycle_facts(store: VaultStore) -> CycleFacts:
@@ -137,6 +138,8 @@ def cycle_facts(store: VaultStore) -> CycleFacts:
                 keys[ev.originator_id] = ev.key
             elif n.topic == proposed_t:
                 last_hash[ev.originator_id] = ev.delta_hash
+                described = getattr(ev, "description", "") or ev.rationale
+                facts.descriptions[keys.get(ev.originator_id, str(ev.originator_id))] = str(described)
             else:
                 h = last_hash.get(ev.originator_id)
                 if h is not None:
@@ -217,6 +220,12 @@ def _diagnose(deps: CycleDeps, key: str, task: str) -> Evidence:
     return evidence
 
 
+def _their_rejections(proposer: Proposer) -> list[Any]:
+    """Answers a proposer refused itself (LLM proposers keep them in `last_rejections`, per thread)."""
+    found = getattr(proposer, "last_rejections", None)
+    return list(found) if isinstance(found, list | tuple) else []
+
+
 def _reject(deps: CycleDeps, key: str, proposer: str, reason: str, answer: str | None,
             cost: dict[str, float]) -> None:
     deps.store.update_cycle(key, lambda c: c.rejected(proposer=proposer, reason=reason, answer_hash=answer,
@@ -236,6 +245,12 @@ def _propose(deps: CycleDeps, key: str, task: str, evidence: Evidence,
             result.rejected.append(f"{name}: {reason}")
             continue
         seconds = time.perf_counter() - t0
+        for rejection in _their_rejections(proposer):
+            who = str(getattr(rejection, "proposer", "") or name)
+            reason = f"{getattr(rejection, 'kind', 'rejected')}: {getattr(rejection, 'reason', rejection)}"
+            cost = {"seconds": round(seconds, 3), **_numbers(getattr(proposer, "last_cost", None))}
+            _reject(deps, key, who, reason, getattr(rejection, "answer_sha256", None), cost)
+            result.rejected.append(f"{who}: {reason}")
         for delta in deltas:
             who = delta.proposer or name
             cost = {"seconds": round(seconds / max(1, len(deltas)), 3), **_numbers(delta.meta.get("cost"))}

@@ -9,27 +9,36 @@ How an arm comparison is run (see /work/shared/notes/acceptance.md and `domain.a
   (its script, its command line or its output cap) does the candidate collect on its own, with the same
   date. Scores are paired by input id (the date).
 - **Samples mapping.** `research.samples` counts *inputs per look* (first batch, fewest inputs that may
-  decide, and the step); `research.max_samples` is the cap. With contract-only judging (no judge model or
-  `judge.llm_weight: 0`) the score of a given output is exact, so the configured counts are used as they
-  are (vault.yml's default 3/9). With an LLM in the judge the counts are raised to at least
+  decide, and the step); `research.max_samples` is the cap. When nothing is noisy — contract-only judging
+  (`judge.llm_weight: 0`) and an A/A comparison with zero spread (the task's model gives outputs of equal
+  score whatever the seed) — a score difference is exact, so the configured counts are used as they are
+  (vault.yml's default 3/9). With an LLM in the judge, or any A/A spread, the counts are raised to at least
   `acceptance.START_INPUTS`/`MAX_INPUTS` (24/96), the smallest design measured to keep noise out under
-  realistic judge noise. The counts used are recorded in the `Verified` rule.
+  realistic noise; the first look of a noisy task simply continues to 24 inputs. The counts used are
+  recorded in the `Verified` rule.
 - **Noise floor.** An A/A comparison: the baseline's first look is run a second time with other model
   seeds on the same frozen contexts; `acceptance.noise_floor` of that pair (rescaled to the cap) is the
   task's floor. It is cached per (task, baseline key: task config + judge config + hashes of the files
   the baseline read) — a cycle on an unchanged task reuses it — and min_effect is raised to it.
+- **Candidate pools.** When the delta changes a task's `candidates`, input k runs the (k mod size)-th model of
+  each arm's pool, so a pool without the model that fails the format scores better on the inputs it served.
 - **Guardrails.** Per hard check, count inputs where it passes on baseline and fails on candidate, and
-  the reverse; a net regression vetoes a keep, whatever the mean effect.
+  the reverse (an input whose baseline produced nothing — `empty` or `failed` — is skipped: checks on no output
+  pass vacuously). Without noise a net regression vetoes a keep, whatever the mean effect; on a noisy task the
+  regression must also pass a one-sided sign test (p < 0.05) so a check flipping at random cannot veto a
+  real gain.
 - **Simplicity.** A delta whose edited vault files hold fewer words in total (a shorter prompt, a simpler
   script) is `simpler`: equal score keeps it.
 - Both arms are judged against the *baseline's* contract and rubric: a delta cannot win by loosening
-  its own `expect`.
+  its own `expect`. That contract includes what the task's consumers `require` of its output (min_words,
+  sections), so raising an upstream size to meet a downstream need counts as an improvement.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import shlex
 import shutil
@@ -57,8 +66,11 @@ from domain.config import TaskConfig, VaultConfig
 from domain.ids import sha256_text
 from domain.runs import Check, RunResult
 from handlers.judge import JudgeResult, judge_run
+from handlers.tasks import consumers_of
+from projections.globs import overlaps
 
 AA_SEED_OFFSET = 1_000_003  # the A/A twin of input k runs with seed k + this
+GUARDRAIL_ALPHA = 0.05  # a noisy task's hard check vetoes only on a significant regression
 
 
 class Runner(Protocol):
@@ -150,10 +162,12 @@ def llm_judged(config: VaultConfig) -> bool:
 
 
 def plan_for(config: VaultConfig, *, seed: int, floor: float | None) -> tuple[Rule, SequentialPlan]:
-    """The samples mapping of the module docstring; min_effect is raised to the floor, never below it."""
+    """The samples mapping of the module docstring; min_effect is raised to the floor, never below it.
+
+    `floor=None` is the first look (before the A/A): the configured counts, or the raised ones under an LLM judge."""
     r = config.research
     start, cap = r.samples, max(r.max_samples, r.samples)
-    if llm_judged(config):
+    if llm_judged(config) or (floor or 0.0) > 0:
         start, cap = max(start, START_INPUTS), max(cap, MAX_INPUTS)
     min_effect = max(r.min_effect, floor or 0.0)
     rule, plan = acceptance_for(max(start, 2), max(cap, 2), min_effect, seed=seed, noise_floor=floor)
@@ -202,6 +216,21 @@ def load_config_text(text: str, live: VaultConfig, root: Path, env: Mapping[str,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def verification_contract(config: VaultConfig, name: str) -> TaskConfig:
+    """The task as judged in verification: its own `expect`, plus what its consumers `require` of its output
+    (more words, sections) — so a delta that feeds a starving downstream task shows as an improvement."""
+    task = config.task(name)
+    needs = consumers_of(config, name, overlaps).values()
+    words = [r.min_words for r in needs if r.min_words is not None]
+    sections = [s for r in needs for s in r.sections if s not in task.expect.sections]
+    if not words and not sections:
+        return task
+    least = max([*words, task.expect.min_words or 0])
+    expect = task.expect.model_copy(update={"min_words": least or None,
+                                            "sections": [*task.expect.sections, *dict.fromkeys(sections)]})
+    return task.model_copy(update={"expect": expect})
+
+
 def collector_paths(task: TaskConfig) -> set[str]:
     if not task.collect:
         return set()
@@ -242,12 +271,13 @@ class _Verifier:
         self.deps, self.name, self.anchor, self.cycle = deps, name, anchor, cycle
         self.base_task = baseline.config.task(name)
         self.cand_task = candidate.config.task(name)
-        self.contract = deps.config.task(name) if name in deps.config.tasks else self.base_task
+        self.contract = verification_contract(baseline.config, name)  # both arms: the baseline's contract
         self.cost = Cost()
         self.contexts: dict[str, str] = {}
         self.read_hashes: dict[str, str] = {}
         self.edited = [p for p in candidate.files]
         self.own_collector = collector_changed(self.base_task, self.cand_task, self.edited)
+        self.pools = self.base_task.candidates != self.cand_task.candidates
         previous_n = self.contract.expect.distinct_from_previous
         self.previous = deps.history.previous_outputs(name, previous_n) if previous_n else []
         rubric_path = self.contract.rubric or deps.config.judge.rubric
@@ -258,9 +288,16 @@ class _Verifier:
             return task
         return task.model_copy(update={"options": task.options.model_copy(update={"seed": seed})})
 
+    def _pool_task(self, task: TaskConfig, k: int) -> TaskConfig:
+        """A candidate-pool delta: input k runs the pool's (k mod size)-th model in each arm, so the pools are
+        compared the way exploration would use them (stratified, paired by input)."""
+        if not self.pools or not task.candidates:
+            return task
+        return task.model_copy(update={"model": task.candidates[k % len(task.candidates)]})
+
     def run_one(self, arm: _ArmRun, k: int, day: str, label: str, seed_offset: int = 0,
                 collect: bool = False) -> tuple[float, list[Check]]:
-        task = self._options_task(arm.task, k + seed_offset)
+        task = self._options_task(self._pool_task(arm.task, k), k + seed_offset)
         override = None if collect else self.contexts.get(day)
         rid = f"verify-{self.cycle[:24]}-{label}-{day}-{seed_offset}-{uuid.uuid4().hex[:8]}"
         run = self.deps.runner.run(self.name, task, date=day, shadow=arm.ws, source="verify",
@@ -284,7 +321,9 @@ class _Verifier:
             cand.scores[day], cand.checks[day] = [s], c
 
     def baseline_key(self) -> str:
-        body = {"task": self.base_task.model_dump(mode="json"), "judge": self.deps.config.judge.model_dump(mode="json"),
+        body = {"name": self.name, "task": self.base_task.model_dump(mode="json"),
+                "contract": self.contract.expect.model_dump(mode="json"),
+                "judge": self.deps.config.judge.model_dump(mode="json"),
                 "reads": dict(sorted(self.read_hashes.items()))}
         return sha256_text(json.dumps(body, sort_keys=True, default=str))
 
@@ -311,7 +350,8 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
             notes.append(f"min_effect raised from {deps.config.research.min_effect:g} to the noise floor {floor:.3g}")
         is_simpler = simpler({p: _read(bws, p) for p in candidate.files}, candidate.files)
         while True:
-            vetoes = guardrail_regressions(base.checks, cand.checks)
+            exact = not llm_judged(deps.config) and floor == 0
+            vetoes = guardrail_regressions(base.checks, cand.checks, exact=exact)
             decision = decide(base.scores, cand.scores, rule, guardrails_regressed=vetoes, simpler=is_simpler)
             more = plan.next_batch(decision)
             if more == 0:
@@ -348,12 +388,19 @@ def _noise_floor(v: _Verifier, base: _ArmRun, days: list[str], rule: Rule) -> tu
     return floor, key, True
 
 
-def guardrail_regressions(base: Mapping[str, Sequence[Check]], cand: Mapping[str, Sequence[Check]]) -> list[str]:
-    """Hard checks with more inputs going pass → fail than fail → pass, e.g. 'sections (2 of 9 inputs)'."""
+def guardrail_regressions(base: Mapping[str, Sequence[Check]], cand: Mapping[str, Sequence[Check]], *,
+                          exact: bool = True, alpha: float = GUARDRAIL_ALPHA) -> list[str]:
+    """Hard checks that regressed, e.g. 'sections (2 of 9 inputs pass → fail, 0 fail → pass)'.
+
+    Exact (no noise): any net regression (more inputs pass → fail than fail → pass) is real. Noisy: a check
+    that flips at random must not veto a real gain, so the regression must pass a one-sided sign test over
+    the inputs where the arms disagree (p < `alpha`)."""
     worse: dict[str, int] = {}
     better: dict[str, int] = {}
     for day in sorted(set(base) & set(cand)):
         was = {c.name: c.passed for c in base[day] if c.hard}
+        if not (was.get("empty", True) and was.get("failed", True)):
+            continue  # no baseline output: its other checks passed vacuously, nothing can regress from them
         for c in cand[day]:
             if not c.hard or c.name not in was:
                 continue
@@ -362,8 +409,17 @@ def guardrail_regressions(base: Mapping[str, Sequence[Check]], cand: Mapping[str
             elif not was[c.name] and c.passed:
                 better[c.name] = better.get(c.name, 0) + 1
     n = len(set(base) & set(cand))
-    return [f"{name} ({count} of {n} inputs)" for name, count in sorted(worse.items())
-            if count > better.get(name, 0)]
+    out = []
+    for name, w in sorted(worse.items()):
+        b = better.get(name, 0)
+        if w > b and (exact or sign_test(w, w + b) < alpha):
+            out.append(f"{name} ({w} of {n} inputs pass → fail, {b} fail → pass)")
+    return out
+
+
+def sign_test(worse: int, discordant: int) -> float:
+    """One-sided p of at least `worse` of `discordant` coin flips going one way."""
+    return math.fsum(math.comb(discordant, k) for k in range(worse, discordant + 1)) / 2**discordant
 
 
 def candidate_arm(deps: VerifyDeps, files: Mapping[str, str | None], config_text: str | None) -> Arm:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
@@ -103,7 +103,7 @@ class DataflowState:
         """vault.yml was reloaded: rewire, keeping what runs showed."""
         self.graph.update_config(config)
 
-    def last_kept_cycle(self, tasks: tuple[str, ...] | list[str]) -> str | None:
+    def last_kept_cycle(self, tasks: Sequence[str]) -> str | None:
         """The cycle that most recently changed a file of one of `tasks` (None when none did)."""
         for task in tasks:
             if task in self.last_cycle:
@@ -135,7 +135,7 @@ class DataflowState:
     def _text_runs(self) -> set[int]:
         """Notification ids of each task's last TEXT_RUNS live runs after `position` (a first pass over runs
         only; shadow and verification runs are skipped so a busy cycle cannot push live runs out)."""
-        last: dict[UUID, deque[int]] = {}
+        last: dict[Any, deque[int]] = {}
         for n in self._notifications(self.position, [RAN_TOPIC]):
             if self.store.mapper.to_domain_event(n).source in LIVE_SOURCES:
                 last.setdefault(n.originator_id, deque(maxlen=TEXT_RUNS)).append(n.id)
@@ -174,7 +174,7 @@ class DataflowState:
         cfg = self.graph.configs.get(task)
         # A logged run names its files but not their hashes: its output's hash stands in, so identical
         # outputs day after day still read as identical artifacts (and different ones as different).
-        artifacts = {p: (h or f"{ev.output_hash}:{p}") for p, h in dict(ev.artifacts).items()}
+        artifacts = {p: (h or ev.output_hash) for p, h in dict(ev.artifacts).items()}
         blocks = int(ev.blocks)
         words_by: dict[str, int] | None = None
         facts_by: dict[str, int] | None = None

@@ -17,15 +17,26 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
+from eventsourcing.application import EventStore
+from eventsourcing.persistence import ApplicationRecorder, Mapper
 from eventsourcing.utils import get_topic
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.eventstore import VaultStore
+
+class EventSource(Protocol):
+    """What the runner reads from the event store (an eventsourcing Application: `adapters.eventstore`)."""
+
+    engine: Engine
+    events: EventStore[UUID]
+    recorder: ApplicationRecorder
+    mapper: Mapper[UUID]
+
+    def max_notification_id(self) -> int: ...
 
 metadata = MetaData()  # every read model's tables, so one create_all makes them
 
@@ -55,7 +66,7 @@ class Origins:
     event store (not from a read model), so every projection can rebuild on its own.
     """
 
-    def __init__(self, store: VaultStore) -> None:
+    def __init__(self, store: EventSource) -> None:
         self.store = store
         self._cache: dict[UUID, dict[str, Any]] = {}
 
@@ -106,7 +117,7 @@ class Projection:
 class ProjectionRunner:
     """Polls the store's notifications and folds them into the registered projections."""
 
-    def __init__(self, store: VaultStore, projections: Iterable[Projection], batch_size: int = 2000) -> None:
+    def __init__(self, store: EventSource, projections: Iterable[Projection], batch_size: int = 2000) -> None:
         self.store = store
         self.engine: Engine = store.engine
         self.projections = {p.name: p for p in projections}

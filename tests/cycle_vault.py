@@ -61,6 +61,8 @@ def written(model: str, text: str, seed: Any) -> tuple[str, int]:
     """What the writer model answers to a prompt, and how many words."""
     digest = int(hashlib.sha256(f"{seed}|{text}".encode()).hexdigest()[:6], 16)
     n = 45 if "at least 40 words" in text else 12
+    if model == "writer-noisy":  # length is a coin flip per (seed, prompt): pure noise for any wording change
+        n = 45 if digest % 2 else 12
     words = " ".join(f"w{(digest + i) % 97}" for i in range(n))
     return (f"```\n{words}\n```" if model == "writer-fenced" else words), n
 

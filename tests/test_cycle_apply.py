@@ -209,6 +209,7 @@ def test_ledger_tsv_has_one_row_per_decided_cycle(tmp_path: Path, capsys: pytest
     assert [(r[0], r[1], r[2], r[6]) for r in rows] == [(kept.key, "brief", "prompt", "kept"),
                                                         (dropped.key, "notes", "prompt", "discarded")]
     assert rows[0][3:6] == ["3.500", "5.000", "1.500"]
+    assert rows[0][7] == "ask for 40 words" and rows[1][7] == "say please"
     assert main(["--config", str(fx.cfg), "ledger", "--json"]) == 0
     assert kept.key in capsys.readouterr().out
 

@@ -61,10 +61,10 @@ def test_cycle_and_loop_commands_run_with_vault_yml_proposers(tmp_path: Path, se
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     fx = make_vault(tmp_path, host=server.host)
     fx.svc.close()
-    code, out, err = cli(capsys, fx, "--json", "cycle", "brief", "--propose-only")
+    code, out, _ = cli(capsys, fx, "--json", "cycle", "brief", "--propose-only")
     result = json.loads(out)
     assert result["task"] == "brief" and result["outcome"] in ("proposed", "nothing")
-    code, out, err = cli(capsys, fx, "loop", "--max-cycles", "2", "--target", "3.8")
+    code, out, _ = cli(capsys, fx, "loop", "--max-cycles", "2", "--target", "3.8")
     assert code == 0
     assert "quality before / after the loop" in out and "stopped:" in out
     code, out, _ = cli(capsys, fx, "ledger", "--tsv")

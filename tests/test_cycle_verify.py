@@ -88,7 +88,7 @@ def test_a_config_delta_that_breaks_a_hard_check_is_vetoed(tmp_path: Path) -> No
                   edits=(FileEdit("vault.yml", sha256_text(text), swapped, in_config=True), prompt))
     r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
     assert r.outcome == "discarded"
-    assert r.verification and r.verification.guardrails == ["code_fences (3 of 3 inputs)"]
+    assert r.verification and r.verification.guardrails == ["code_fences (3 of 3 inputs pass → fail, 0 fail → pass)"]
     assert fx.cfg.read_text() == text and fx.text("prompts/brief.md") == BRIEF_PROMPT
 
 
@@ -192,3 +192,71 @@ def test_seed_faults_fixed_through_vault_yml_with_the_flawed_models(tmp_path: Pa
     assert r.outcome == "kept", r.reason
     assert r.verification is not None and r.verification.decision.effect >= 1.5
     assert fx.cfg.read_text() == fixed
+
+
+def test_a_noisy_task_gets_a_noise_floor_and_noise_is_not_kept(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    text = fx.cfg.read_text().replace("model: ollama:writer\n    options", "model: ollama:writer-noisy\n    options", 1)
+    fx.cfg.write_text(text)
+    from adapters.backends.registry import ModelRouter
+    from daemon.bootstrap import bootstrap
+
+    router = ModelRouter()
+    router.register("ollama", fx.writer)
+    fx.svc.close()
+    fx.svc = bootstrap(fx.cfg, env={}, models=router)
+    outcomes = []
+    for i in range(4):
+        wording = f"Write the morning briefing for {{date}}, version {i} of it.\nCONTEXT: {{context}}\n"
+        r = run_cycle(fx.deps([("d", lambda ev, w=wording: [fx.edit("prompts/brief.md", w)])]), "brief")
+        outcomes.append(r.outcome)
+        assert r.verification is not None
+        assert r.verification.noise_floor > 0.3  # the coin-flip model is far noisier than min_effect
+        assert r.verification.rule.min_effect == r.verification.noise_floor
+        assert "raised" in r.verification.notes[0]
+        assert r.verification.decision.n_inputs >= 24 and r.verification.rule.min_inputs == 24  # noisy: 24/96
+        assert r.verification.guardrails == []  # a min_words check flipping at random vetoes nothing
+    assert outcomes == ["discarded"] * 4
+
+
+def test_a_delta_that_feeds_a_starving_consumer_is_kept(tmp_path: Path) -> None:
+    """The drafter/writer case: the brief meets its own contract, but its reader requires 40 words."""
+    from adapters.backends.registry import ModelRouter
+    from daemon.bootstrap import bootstrap
+
+    fx = make_vault(tmp_path)
+    (fx.root / "prompts" / "reader.md").write_text("Expand the brief: {inputs}\n")
+    text = fx.cfg.read_text().replace("    expect: {min_words: 30}\n  notes:", "  notes:", 1)
+    text += ("  reader:\n    prompt: prompts/reader.md\n    model: ollama:writer\n"
+             "    inputs: [\"Briefs/*.md\"]\n    requires: {min_words: 40}\n")
+    fx.cfg.write_text(text)
+    router = ModelRouter()
+    router.register("ollama", fx.writer)
+    fx.svc.close()
+    fx.svc = bootstrap(fx.cfg, env={}, models=router)
+    assert fx.svc.config.tasks["brief"].expect.min_words is None
+    r = run_cycle(fx.deps([("d", lambda ev: [fx.edit("prompts/brief.md", IMPROVED_PROMPT)])]), "brief")
+    assert r.outcome == "kept", r.reason
+    assert r.verification is not None and r.verification.decision.effect == 1.5
+
+
+def test_dropping_a_model_that_fails_the_format_from_the_pool_is_kept(tmp_path: Path) -> None:
+    """The seed's blog-writer: the coder model in the pool writes the wrong thing; removing it helps."""
+    from adapters.backends.registry import ModelRouter
+    from daemon.bootstrap import bootstrap
+
+    fx = make_vault(tmp_path)
+    pool = "    candidates: [ollama:writer-fenced, ollama:writer-fenced, ollama:writer]\n"
+    text = fx.cfg.read_text().replace("    options: {num_predict: 200}\n", "    options: {num_predict: 200}\n" + pool, 1)
+    fx.cfg.write_text(text)
+    router = ModelRouter()
+    router.register("ollama", fx.writer)
+    fx.svc.close()
+    fx.svc = bootstrap(fx.cfg, env={}, models=router)
+    dropped = text.replace(pool, "    candidates: [ollama:writer]\n")
+    delta = Delta(task="brief", lever="candidates", description="drop writer-fenced from the pool", rationale="t",
+                  proposer="double", edits=(FileEdit("vault.yml", sha256_text(text), dropped, in_config=True),))
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "kept", r.reason
+    assert r.verification is not None and r.verification.decision.n_inputs == 6
+    assert fx.cfg.read_text() == dropped

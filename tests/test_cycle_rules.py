@@ -1,0 +1,68 @@
+"""The pure parts of verification: guardrails, the samples mapping, simplicity, collector changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from domain.config import JudgeConfig, ResearchConfig, TaskConfig, VaultConfig
+from domain.runs import Check
+from handlers.verify import collector_changed, guardrail_regressions, plan_for, sign_test, simpler
+
+
+def checks(**passed: bool) -> list[Check]:
+    return [Check(name, ok) for name, ok in passed.items()]
+
+
+def test_a_net_regression_vetoes_only_when_exact_or_significant() -> None:
+    base = {f"d{i}": checks(sections=True, empty=True) for i in range(10)}
+    cand = {f"d{i}": checks(sections=i >= 3, empty=True) for i in range(10)}  # 3 of 10 inputs lose a section
+    assert guardrail_regressions(base, cand) == ["sections (3 of 10 inputs pass → fail, 0 fail → pass)"]
+    assert guardrail_regressions(base, cand, exact=False) == []  # 3 flips: p = 0.125, could be noise
+    many = {f"d{i}": checks(sections=False, empty=True) for i in range(10)}
+    assert guardrail_regressions(base, many, exact=False) == ["sections (10 of 10 inputs pass → fail, 0 fail → pass)"]
+    assert sign_test(3, 3) == 0.125 and sign_test(0, 4) == 1.0
+
+
+def test_as_many_fixes_as_breaks_is_no_regression_and_soft_checks_never_veto() -> None:
+    base = {"a": checks(forbid=True), "b": checks(forbid=False)}
+    cand = {"a": checks(forbid=False), "b": checks(forbid=True)}
+    assert guardrail_regressions(base, cand) == []
+    soft = {"a": [Check("thinking_burn", True, hard=False)]}
+    assert guardrail_regressions(soft, {"a": [Check("thinking_burn", False, hard=False)]}) == []
+
+
+def test_checks_on_an_empty_baseline_passed_vacuously_and_cannot_regress() -> None:
+    base = {"a": checks(empty=False, code_fences=True), "b": checks(failed=False, code_fences=True)}
+    cand = {"a": checks(empty=True, code_fences=False), "b": checks(failed=True, code_fences=False)}
+    assert guardrail_regressions(base, cand) == []
+
+
+def config(**judge: object) -> VaultConfig:
+    return VaultConfig(vault=".", judge=JudgeConfig(**judge), research=ResearchConfig(samples=3, max_samples=9),
+                       tasks={"t": TaskConfig(prompt="p.md", model="ollama:x")}, root=Path("."))
+
+
+def test_samples_are_inputs_as_configured_without_noise_and_raised_with_it() -> None:
+    rule, plan = plan_for(config(llm_weight=0), seed=1, floor=None)
+    assert (rule.min_inputs, rule.max_inputs, plan.start, plan.step) == (3, 9, 3, 3)
+    rule, _ = plan_for(config(llm_weight=0), seed=1, floor=0.0)
+    assert (rule.min_inputs, rule.max_inputs) == (3, 9)
+    rule, plan = plan_for(config(llm_weight=0), seed=1, floor=0.4)
+    assert (rule.min_inputs, rule.max_inputs, rule.min_effect, rule.noise_floor) == (24, 96, 0.4, 0.4)
+    rule, _ = plan_for(config(llm_weight=0.5), seed=1, floor=None)
+    assert (rule.min_inputs, rule.max_inputs, rule.min_effect) == (24, 96, 0.2)
+
+
+def test_simpler_means_fewer_words_in_the_edited_files() -> None:
+    assert simpler({"p.md": "one two three"}, {"p.md": "one two"})
+    assert not simpler({"p.md": "one two"}, {"p.md": "one two"})
+    assert not simpler({"p.md": None}, {"p.md": "new file"})
+    assert not simpler({}, {})
+
+
+def test_the_candidate_collects_on_its_own_only_when_the_collector_changes() -> None:
+    base = TaskConfig(prompt="p.md", model="ollama:x", collect="scripts/c.sh --n 10")
+    assert not collector_changed(base, base, ["prompts/p.md"])
+    assert collector_changed(base, base, ["scripts/c.sh"])
+    assert collector_changed(base, base.model_copy(update={"collect": "scripts/c.sh --n 50"}), [])
+    assert collector_changed(base, base.model_copy(update={"output_cap": 10}), [])
