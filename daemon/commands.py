@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from adapters.config_loader import ConfigError, check_config, load_config
 from daemon.bootstrap import Services, bootstrap, register_tasks
+from daemon.dataflow import refresh_after_events
 from daemon.output import fmt_score, fmt_trend, print_json, table
 from domain.config import VaultConfig
 from domain.signatures import Signature
@@ -84,6 +85,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             total.duplicates += report.duplicates
             total.errors.extend(report.errors)
         svc.projections.catch_up()
+        detected, resolved = refresh_after_events(svc)
     if args.json:
         print_json(total)
     else:
@@ -91,6 +93,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         print(f"ingested {total.runs} runs and {total.scores} scores from {total.files} files "
               f"({total.duplicates} already recorded, {len(total.errors)} lines refused)")
+        _print_findings_change(detected, resolved)
     return 1 if total.errors else 0
 
 
@@ -186,8 +189,18 @@ def cmd_run_task(args: argparse.Namespace) -> int:
                     judge_it=not args.no_judge))
                 svc.projections.catch_up()
                 progress.advance(bar)
+        detected, resolved = refresh_after_events(svc)
     _print_outcomes(outcomes, args.json)
+    if not args.json:
+        _print_findings_change(detected, resolved)
     return 0 if all(o.run.status == "ok" for o in outcomes) else 1
+
+
+def _print_findings_change(detected: list[Any], resolved: list[tuple[str, str]]) -> None:
+    for f in detected:
+        print(f"finding detected: {f.kind} {f.subject}")
+    for kind, subject in resolved:
+        print(f"finding resolved: {kind} {subject}")
 
 
 def _print_outcomes(outcomes: list[TaskOutcome], as_json: bool) -> None:

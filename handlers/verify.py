@@ -28,7 +28,8 @@ How an arm comparison is run (see /work/shared/notes/acceptance.md and `domain.a
   regression must also pass a one-sided sign test (p < 0.05) so a check flipping at random cannot veto a
   real gain.
 - **Simplicity.** A delta whose edited vault files hold fewer words in total (a shorter prompt, a simpler
-  script) is `simpler`: equal score keeps it.
+  script) is `simpler`: equal score keeps it. So is a changed collector whose median time over the paired
+  inputs is at most 0.75× the baseline's (the seed's sed fork storm → one awk pass).
 - Both arms are judged against the *baseline's* contract and rubric: a delta cannot win by loosening
   its own `expect`. That contract includes what the task's consumers `require` of its output (min_words,
   sections), so raising an upstream size to meet a downstream need counts as an improvement.
@@ -263,6 +264,7 @@ class _ArmRun:
     task: TaskConfig
     scores: dict[str, list[float]] = field(default_factory=dict)
     checks: dict[str, list[Check]] = field(default_factory=dict)
+    collect_s: dict[str, float] = field(default_factory=dict)  # seconds the collector took, per input
 
 
 class _Verifier:
@@ -297,11 +299,14 @@ class _Verifier:
 
     def run_one(self, arm: _ArmRun, k: int, day: str, label: str, seed_offset: int = 0,
                 collect: bool = False) -> tuple[float, list[Check]]:
+        """One run of input k in an arm's shadow, judged; `collect` runs the collector instead of the frozen context."""
         task = self._options_task(self._pool_task(arm.task, k), k + seed_offset)
         override = None if collect else self.contexts.get(day)
         rid = f"verify-{self.cycle[:24]}-{label}-{day}-{seed_offset}-{uuid.uuid4().hex[:8]}"
         run = self.deps.runner.run(self.name, task, date=day, shadow=arm.ws, source="verify",
                                    context_override=override, run_id=rid)
+        if collect and "collect" in run.durations:
+            arm.collect_s.setdefault(day, run.durations["collect"])
         if collect and day not in self.contexts:
             self.contexts[day] = run.context
             if not self.read_hashes:
@@ -345,14 +350,16 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
         v.run_inputs(base, cand, days, 0)
         floor, key, measured = _noise_floor(v, base, days, rule)
         rule, plan = plan_for(deps.config, seed=seed, floor=floor)
-        notes = []
+        notes: list[str] = []
         if rule.min_effect > deps.config.research.min_effect:
             notes.append(f"min_effect raised from {deps.config.research.min_effect:g} to the noise floor {floor:.3g}")
         is_simpler = simpler({p: _read(bws, p) for p in candidate.files}, candidate.files)
         while True:
+            quicker = v.own_collector and faster(base.collect_s, cand.collect_s)
             exact = not llm_judged(deps.config) and floor == 0
             vetoes = guardrail_regressions(base.checks, cand.checks, exact=exact)
-            decision = decide(base.scores, cand.scores, rule, guardrails_regressed=vetoes, simpler=is_simpler)
+            decision = decide(base.scores, cand.scores, rule, guardrails_regressed=vetoes,
+                              simpler=is_simpler or quicker)
             more = plan.next_batch(decision)
             if more == 0:
                 break
@@ -360,8 +367,10 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
             new_days = input_dates(anchor, n, more)
             v.run_inputs(base, cand, new_days, n)
     v.cost.seconds = time.perf_counter() - t0
+    if quicker:
+        notes.append(f"collector faster: median {collect_ratio(base.collect_s, cand.collect_s):.2f}× the baseline's time")
     return Verification(decision=decision, rule=rule, baseline=base.scores, candidate=cand.scores,
-                        guardrails=list(vetoes), simpler=is_simpler, noise_floor=floor, noise_key=key,
+                        guardrails=list(vetoes), simpler=is_simpler or quicker, noise_floor=floor, noise_key=key,
                         noise_measured=measured, cost=v.cost, inputs=sorted(base.scores), notes=notes)
 
 
@@ -415,6 +424,21 @@ def guardrail_regressions(base: Mapping[str, Sequence[Check]], cand: Mapping[str
         if w > b and (exact or sign_test(w, w + b) < alpha):
             out.append(f"{name} ({w} of {n} inputs pass → fail, {b} fail → pass)")
     return out
+
+
+FASTER_RATIO = 0.75  # a candidate collector taking at most this share of the baseline's time counts as simpler
+MIN_COLLECT_S = 0.02  # below this a collector's time is scheduling noise, not its work
+
+
+def collect_ratio(base: Mapping[str, float], cand: Mapping[str, float]) -> float:
+    """Median over inputs of candidate / baseline collector seconds (inf when nothing is comparable)."""
+    ratios = sorted(cand[d] / base[d] for d in set(base) & set(cand) if base[d] >= MIN_COLLECT_S)
+    return ratios[len(ratios) // 2] if ratios else math.inf
+
+
+def faster(base: Mapping[str, float], cand: Mapping[str, float]) -> bool:
+    """The seed's fork storm fix: same output, a much quicker collector — a simplicity keep at equal score."""
+    return collect_ratio(base, cand) <= FASTER_RATIO
 
 
 def sign_test(worse: int, discordant: int) -> float:

@@ -66,3 +66,13 @@ def test_the_candidate_collects_on_its_own_only_when_the_collector_changes() -> 
     assert collector_changed(base, base, ["scripts/c.sh"])
     assert collector_changed(base, base.model_copy(update={"collect": "scripts/c.sh --n 50"}), [])
     assert collector_changed(base, base.model_copy(update={"output_cap": 10}), [])
+
+
+def test_a_much_quicker_collector_counts_as_simpler() -> None:
+    from handlers.verify import collect_ratio, faster
+
+    base = {"a": 0.40, "b": 0.50, "c": 0.45}
+    assert faster(base, {"a": 0.05, "b": 0.06, "c": 0.90})  # median ratio 0.12: one slow outlier is not enough
+    assert not faster(base, {"a": 0.38, "b": 0.45, "c": 0.40})
+    assert collect_ratio({"a": 0.001}, {"a": 0.0001}) == float("inf")  # too quick to measure: never "faster"
+    assert not faster({}, {})

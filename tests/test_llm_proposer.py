@@ -339,3 +339,30 @@ def test_proposer_from_services_reads_vault_yml_when_the_evidence_lacks_it(
     [delta] = ollama(evidence)
     assert delta.edits[0].before_hash == sha256_text(CONFIG) and delta.edits[0].in_config
     assert ollama_server.calls("/api/chat")[-1].json()["think"] is False
+
+
+def test_two_edits_of_one_file_apply_in_order_into_one_file_edit(ollama_server: OllamaServer) -> None:
+    second = {"path": "prompts/morning-briefing.md", "in_config": False, "search": "Do not copy the example;",
+              "replace": "Do not copy the example (structure only);"}
+    [delta] = ollama_proposal(ollama_server, answer(FIX, second)).deltas
+    [edit] = delta.edits
+    assert edit.after == FIXED.replace("example;", "example (structure only);")
+
+
+def test_evidence_file_entries_may_be_objects_and_config_text_an_attribute() -> None:
+    from handlers.proposers.llm import known_files
+
+    @dataclass(frozen=True)
+    class FileText:
+        text: str
+        sha256: str
+
+    @dataclass(frozen=True)
+    class Other:
+        task: str
+        files: Mapping[str, FileText]
+        config_text: str
+
+    ev = Other("morning-briefing", {"prompts/morning-briefing.md": FileText(PROMPT, "h1")}, CONFIG)
+    known = known_files(ev, "vault.yml").files
+    assert known == {"prompts/morning-briefing.md": (PROMPT, "h1"), "vault.yml": (CONFIG, sha256_text(CONFIG))}

@@ -33,6 +33,7 @@ from handlers.proposers.validate import (
     Scope,
     answer_hash,
     build_delta,
+    clean_path,
     completion_problem,
     parse_answer,
 )
@@ -218,7 +219,7 @@ class LLMProposer:
 ANSWER_LEVERS: tuple[str, ...] = tuple(ANSWER_SCHEMA["properties"]["lever"]["enum"])
 
 
-def known_files(evidence: EvidencePack, config_name: str) -> Known:
+def known_files(evidence: Any, config_name: str) -> Known:
     """path -> (text, sha256) from the evidence, whatever shape its file entries take."""
     files: dict[str, tuple[str, str]] = {}
     for path, entry in (getattr(evidence, "files", None) or {}).items():
@@ -229,7 +230,10 @@ def known_files(evidence: EvidencePack, config_name: str) -> Known:
         else:
             text = str(entry.text)
             digest = str(getattr(entry, "sha256", None) or getattr(entry, "hash", None) or sha256_text(text))
-        files[str(path)] = (text, digest)
+        try:
+            files[clean_path(str(path))] = (text, digest)
+        except Rejected:  # the evidence named something outside the vault: nothing may be made against it
+            continue
     config_text = getattr(evidence, "config_text", None)
     if config_name not in files and isinstance(config_text, str):
         files[config_name] = (config_text, sha256_text(config_text))
