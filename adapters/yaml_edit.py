@@ -121,11 +121,11 @@ def set_value(text: str, path: Path, value: Any) -> str:
         raise YamlEditError(f"cannot set {'.'.join(map(str, path))}: {e}") from None
     node, parent, depth = _find(text, path)
     if node is not None:
-        if isinstance(node, ScalarNode) or node.flow_style:
+        if isinstance(node, ScalarNode) or getattr(node, "flow_style", False):
             new = text[: node.start_mark.index] + flow(value) + text[node.end_mark.index:]
         else:  # a block collection: replace it with a flow value on the key's line
-            key = _find(text, path[:-1])[0]
-            hit = _child(key, path[-1]) if key is not None else None
+            owner = _find(text, path[:-1])[0]
+            hit = _child(owner, path[-1]) if owner is not None else None
             knode = hit[1] if hit else None
             if knode is None:
                 raise YamlEditError(f"cannot replace the block value at {'.'.join(map(str, path))}")
@@ -136,8 +136,8 @@ def set_value(text: str, path: Path, value: Any) -> str:
         raise YamlEditError(f"{'.'.join(map(str, path[:depth]))} is not a mapping")
     rest = list(path[depth:])
     nested: Any = value
-    for key in reversed(rest[1:]):
-        nested = {key: nested}
+    for part in reversed(rest[1:]):
+        nested = {part: nested}
     first = rest[0]
     return _checked(text, _insert_key(text, parent, str(first), nested), expect)
 
@@ -218,6 +218,7 @@ def block_text(text: str, path: Path) -> str:
     if hit is None or hit[1] is None:
         return ""
     value, key = hit
+    assert key is not None
     start = _line_start(text, key.start_mark.index)
     end = _block_end(text, value) if not isinstance(value, ScalarNode) else _line_end(text, value.end_mark.index)
     return text[start:end]

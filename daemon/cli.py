@@ -8,11 +8,16 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
 import daemon.commands as commands
 import daemon.commands_cycle as commands_cycle
 import daemon.commands_graph as commands_graph
 import daemon.commands_service as commands_service
 from daemon.logging import configure_logging
+
+log = structlog.get_logger("autovault.cli")
 
 # Each command module adds its subparsers (`add_parsers(sub)`) and maps names to functions (`COMMANDS`).
 # Add new command families here, one module each.
@@ -59,7 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in COMMAND_MODULES:
         module.add_parsers(sub)
+    _accept_json_anywhere(sub)
     return p
+
+
+def _accept_json_anywhere(sub: argparse._SubParsersAction) -> None:
+    """`autovault status --json` as well as `autovault --json status`; SUPPRESS keeps the global value."""
+    for parser in sub.choices.values():
+        if not any("--json" in a.option_strings for a in parser._actions):
+            parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_json_anywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("autovault: interrupted", file=sys.stderr)
         return 130
+    except SQLAlchemyError as exc:
+        log.debug("store error", exc_info=True)
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"autovault: the event store failed: {first} — fix: check `store:` in {args.config} (or "
+              "$AUTOVAULT_STORE) and that the database is reachable; --log-level debug shows the traceback",
+              file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line for the user, the traceback at debug level
+        log.debug("internal error", exc_info=True)
+        print(f"autovault: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "— please report it; --log-level debug shows the traceback", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ optionally `store` (quality table and data-flow findings) or `findings` (a calla
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -245,8 +246,9 @@ def rank_tasks(deps: Deps, *, exclude: Iterable[str] = ()) -> list[Ranked]:
         if not task.enabled or name in skip:
             continue
         audit, _ = _audit(cfg, task)
-        sigs = [*_run_signatures(name, deps), *_lint_notes(name, task, deps.read_vault_text),
-                *(_audit_notes(name, audit) if audit is not None else [])]
+        sigs: list[Signature | SignatureNote] = [
+            *_run_signatures(name, deps), *_lint_notes(name, task, deps.read_vault_text),
+            *(_audit_notes(name, audit) if audit is not None else [])]
         score = scores.get(name)
         if not sigs and (score is None or score >= cfg.research.target):
             continue
@@ -356,10 +358,8 @@ def _file(path: str, text: str, role: str, in_config: bool = False) -> FileText:
 
 def _files(cfg: VaultConfig, tc: TaskConfig, read: Callable[[str | None], str]) -> dict[str, FileText]:
     files: dict[str, FileText] = {}
-    try:
+    with contextlib.suppress(OSError):
         files[cfg.source.name] = _file(cfg.source.name, cfg.source.read_text(encoding="utf-8"), "config", True)
-    except OSError:
-        pass
     for role, rel in (("prompt", tc.prompt), ("collect", _script_path(tc.collect)),
                       ("postprocess", _script_path(tc.postprocess))):
         if rel and (cfg.root / rel).is_file():

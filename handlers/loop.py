@@ -1,9 +1,9 @@
 """Loop mode: chain cycles on the worst task under target until every task reaches it, `patience` cycles in a
 row keep nothing, or `max_cycles` ran.
 
-- Quality per task starts at the quality projection's rolling mean; a kept delta moves the task's estimate to
-  the candidate arm's mean from its verification (the live score only moves when the task runs again, and
-  the loop should not pick a task it just fixed because the projection has not seen a new run yet).
+- Quality per task starts at the quality projection's rolling mean; a kept delta adds its verified paired
+  effect to the task's estimate (the live score only moves when the task runs again, and the loop should not
+  pick a task it just fixed because the projection has not seen a new run yet).
 - A task whose cycle found nothing to propose (every proposal rejected or a duplicate) is not picked again in
   this loop: nothing new can be tried until its evidence changes.
 - `jobs > 1` runs cycles in threads on tasks whose files are disjoint (prompt, scripts, inputs, outputs:
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from domain.config import TaskConfig, VaultConfig
 from handlers.cycle import CycleDeps, CycleResult, run_cycle
+from handlers.verify import Verification
 from projections.globs import overlaps
 
 
@@ -33,6 +34,15 @@ class LoopReport:
     @property
     def kept(self) -> int:
         return sum(1 for r in self.results if r.kept)
+
+
+def estimate_after(before: float | None, v: Verification) -> float:
+    """A task's quality after a kept delta: its score plus the paired effect measured in verification (the
+    candidate arm's mean when the task had no score), capped at 5."""
+    if before is None:
+        cand = v.candidate
+        return sum(sum(x) / len(x) for x in cand.values()) / max(1, len(cand))
+    return min(5.0, before + v.decision.effect)
 
 
 def task_files(task: TaskConfig) -> list[str]:
@@ -96,8 +106,7 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
                 report.results.append(r)
                 on_result(r)
                 if r.kept and r.verification is not None:
-                    cand = r.verification.candidate
-                    now[r.task] = sum(sum(v) / len(v) for v in cand.values()) / max(1, len(cand))
+                    now[r.task] = estimate_after(now.get(r.task), r.verification)
                 if r.outcome in ("nothing", "failed"):
                     skip.add(r.task)
                 dry = 0 if r.kept else dry + 1

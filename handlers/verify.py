@@ -37,6 +37,7 @@ How an arm comparison is run (see /work/shared/notes/acceptance.md and `domain.a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -190,18 +191,21 @@ def input_dates(anchor: dt.date, start: int, count: int) -> list[str]:
 def load_config_text(text: str, live: VaultConfig, root: Path, env: Mapping[str, str]) -> VaultConfig:
     """Validate vault.yml text as if it sat where the live one does, but with its vault folder at `root`
     (a shadow holding the delta's other files), so a config naming a file the same delta creates is valid.
-    Raises ConfigError (one line per problem). Writes only in a temp folder and in `root`."""
-    rel = os.path.relpath(live.root, live.source.parent)
+    Raises ConfigError naming the live vault.yml. Writes only in a temp folder and in `root`."""
+    cfg_dir, vault = live.source.resolve().parent, live.root.resolve()
     tmp = Path(tempfile.mkdtemp(prefix="autovault-config-"))
+    made: Path | None = None
     try:
-        parts = Path(rel).parts
-        ups = 0
-        while ups < len(parts) and parts[ups] == "..":
-            ups += 1
-        if rel == ".":
-            path = root / f".autovault-check-{uuid.uuid4().hex}.yml"
-        else:
-            base = tmp.joinpath(*[f"u{i}" for i in range(ups)]) if ups else tmp
+        if cfg_dir == vault or vault in cfg_dir.parents:  # vault.yml inside the vault: the same place in `root`
+            folder = root / cfg_dir.relative_to(vault)
+            if not folder.exists():
+                folder.mkdir(parents=True)
+                made = folder
+            path = folder / f".autovault-check-{uuid.uuid4().hex}.yml"
+        else:  # the vault below or beside vault.yml's folder: a symlink at the vault's relative place
+            parts = Path(os.path.relpath(vault, cfg_dir)).parts
+            ups = next((i for i, part in enumerate(parts) if part != ".."), len(parts))
+            base = tmp.joinpath(*[f"u{i}" for i in range(ups)])
             base.mkdir(parents=True, exist_ok=True)
             link = tmp.joinpath(*parts[ups:])
             link.parent.mkdir(parents=True, exist_ok=True)
@@ -209,11 +213,15 @@ def load_config_text(text: str, live: VaultConfig, root: Path, env: Mapping[str,
             path = base / live.source.name
         path.write_text(text, encoding="utf-8")
         try:
-            cfg = load_config(path, dict(env))
+            return load_config(path, dict(env))
+        except ConfigError as e:
+            raise ConfigError([dataclasses.replace(p, file=str(live.source)) if p.file == str(path) else p
+                               for p in e.problems]) from None
         finally:
             path.unlink(missing_ok=True)
-        return cfg
     finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

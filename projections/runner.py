@@ -23,7 +23,7 @@ from uuid import UUID
 from eventsourcing.application import EventStore
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 from eventsourcing.utils import get_topic
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -129,6 +129,7 @@ class ProjectionRunner:
             for topic in p.topics():
                 self._topics.setdefault(topic, []).append(p)
         metadata.create_all(self.engine, checkfirst=True)
+        self._upgrade_tracking()
         self._ensure_tracking(list(self.projections))
         stale = self._stale_schemas()
         if stale:
@@ -185,6 +186,13 @@ class ProjectionRunner:
                 fingerprint = schema_fingerprint(self.projections[name])
                 conn.execute(insert(tracking_table).values(projection=name, notification_id=0, schema=fingerprint)
                              .on_conflict_do_nothing(index_elements=["projection"]))
+
+    def _upgrade_tracking(self) -> None:
+        """Stores made before read models carried a schema fingerprint get the column (and so a rebuild)."""
+        columns = {c["name"] for c in inspect(self.engine).get_columns(tracking_table.name)}
+        if "schema" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {tracking_table.name} ADD COLUMN schema VARCHAR(64) NOT NULL DEFAULT ''"))
 
     def _stale_schemas(self) -> list[str]:
         """Projections whose stored tables were made by another version of their definition."""

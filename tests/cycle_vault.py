@@ -120,7 +120,8 @@ class Evidence:
     signatures: list[str]
 
 
-def make_vault(tmp_path: Path, *, git: bool = False, host: str | None = None) -> VaultFixture:
+def make_vault(tmp_path: Path, *, git: bool = False, host: str | None = None,
+               store_url: str | None = None) -> VaultFixture:
     """The vault, with the in-process `Writer` as the ollama backend — or, given `host`, the real ollama client
     against a loopback server (what the CLI uses)."""
     root = tmp_path / "vault"
@@ -142,7 +143,7 @@ def make_vault(tmp_path: Path, *, git: bool = False, host: str | None = None) ->
     writer = Writer()
     router = ModelRouter()
     router.register("ollama", writer)
-    svc = bootstrap(cfg, env={}, models=None if host else router)
+    svc = bootstrap(cfg, env={}, models=None if host else router, store_url=store_url)
     register_tasks(svc.store, svc.config)
     return VaultFixture(cfg, root, svc, writer)
 

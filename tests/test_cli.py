@@ -153,9 +153,9 @@ def test_signatures_name_truncation_and_short_output_for_consumer(capsys: pytest
     cli(capsys, vault, "ingest", str(log))
     code, out, _ = cli(capsys, vault, "--json", "signatures", "brief")
     names = {s["name"] for s in json.loads(out)["brief"]}
-    assert {"truncated", "too_short_for_consumer"} <= names
+    assert code == 0 and {"truncated", "too_short_for_consumer"} <= names
     code, out, _ = cli(capsys, vault, "status", "--signatures")
-    assert "truncated" in out
+    assert code == 0 and "truncated" in out
 
 
 def test_unknown_task_is_a_clear_error(capsys: pytest.CaptureFixture[str], vault: Path) -> None:
@@ -191,3 +191,12 @@ def test_service_install_writes_a_unit_with_absolute_paths(capsys: pytest.Captur
     (units / "autovault.service").write_text("[Unit]\nDescription=someone else's\n")
     code, _, err = cli(capsys, vault, "service", "install", "--user", "--unit-dir", str(units))
     assert code == 2 and "--force" in err
+
+
+def test_an_unreachable_store_is_one_line(vault: Path) -> None:
+    env = {**os.environ, "AUTOVAULT_STORE": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"}
+    proc = subprocess.run([sys.executable, "-m", "daemon.cli", "--config", str(vault), "status", "--json"],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1], env=env, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("autovault: the event store failed:") and "AUTOVAULT_STORE" in line

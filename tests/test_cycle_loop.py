@@ -22,10 +22,11 @@ def test_the_loop_fixes_every_task_in_parallel_and_stops_at_target(tmp_path: Pat
                         task="notes")]
 
     seen: list[str] = []
-    report = run_loop(fx.deps([("double", propose)]), {"brief": 3.5, "notes": 2.0}, target=3.8, patience=2,
+    report = run_loop(fx.deps([("double", propose)]), {"brief": 3.5, "notes": 3.0}, target=3.8, patience=2,
                       jobs=2, on_result=lambda r: seen.append(r.task))
     assert sorted(seen) == ["brief", "notes"] and report.kept == 2
-    assert report.after == {"brief": 5.0, "notes": 5.0} and report.before == {"brief": 3.5, "notes": 2.0}
+    assert report.before == {"brief": 3.5, "notes": 3.0}
+    assert report.after == {"brief": 5.0, "notes": 4.5}  # before + the verified effect (+1.5 each)
     assert report.stopped == "every task reached 3.8"
 
 

@@ -76,3 +76,28 @@ def test_a_much_quicker_collector_counts_as_simpler() -> None:
     assert not faster(base, {"a": 0.38, "b": 0.45, "c": 0.40})
     assert collect_ratio({"a": 0.001}, {"a": 0.0001}) == float("inf")  # too quick to measure: never "faster"
     assert not faster({}, {})
+
+
+def test_a_candidate_config_validates_against_the_shadow_wherever_vault_yml_sits(tmp_path: Path) -> None:
+    import pytest
+
+    from adapters.config_loader import ConfigError, load_config
+    from adapters.workspace import ShadowWorkspace
+    from handlers.verify import load_config_text
+
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "a.md").write_text("hi {context}")
+    (tmp_path / "conf").mkdir()
+    yml = "vault: {v}\ntasks:\n  a:\n    prompt: {p}\n    model: ollama:x\n"
+    for where, vault in ((tmp_path, "."), (tmp_path / "conf", "..")):
+        (where / "vault.yml").write_text(yml.format(v=vault, p="prompts/a.md"))
+        live = load_config(where / "vault.yml", {})
+        with ShadowWorkspace.create(live.root) as ws:
+            ws.overlay({"prompts/b.md": "made by the same delta"})
+            cfg = load_config_text(yml.format(v=vault, p="prompts/b.md"), live, ws.root, {})
+            assert cfg.tasks["a"].prompt == "prompts/b.md"
+            with pytest.raises(ConfigError) as info:
+                load_config_text(yml.format(v=vault, p="prompts/c.md"), live, ws.root, {})
+            assert str(info.value).startswith(f"{live.source}:4: tasks.a.prompt")  # names the live file
+        assert not (tmp_path / "prompts" / "b.md").exists()
+        assert sorted(p.name for p in where.iterdir() if p.name.startswith(".autovault")) == []

@@ -51,8 +51,8 @@ def test_a_no_effect_delta_is_discarded_and_no_live_file_is_touched(tmp_path: Pa
     assert live_state(fx.root) == before  # hash and mtime of every live file: verification ran in shadows
 
 
-def test_an_identical_delta_is_never_verified_twice(tmp_path: Path) -> None:
-    fx = make_vault(tmp_path)
+def test_an_identical_delta_is_never_verified_twice(tmp_path: Path, store_url: str) -> None:
+    fx = make_vault(tmp_path, store_url=store_url)  # SQLite file and PostgreSQL
     delta = fx.edit("prompts/brief.md", NOISE_PROMPT)
     first = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
     assert first.outcome == "discarded"

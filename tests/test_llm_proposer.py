@@ -70,7 +70,7 @@ def answer(*edits: dict[str, Any], lever: str = "prompt") -> str:
                        "rationale": "copied_example: the output repeats the example", "edits": list(edits)})
 
 
-FIX = {"path": "prompts/morning-briefing.md", "in_config": False, "search": "Use the notes below.",
+FIX: dict[str, Any] = {"path": "prompts/morning-briefing.md", "in_config": False, "search": "Use the notes below.",
        "replace": "Do not copy the example; use the notes below."}
 FIXED = PROMPT.replace("Use the notes below.", "Do not copy the example; use the notes below.")
 
@@ -366,3 +366,38 @@ def test_evidence_file_entries_may_be_objects_and_config_text_an_attribute() -> 
     ev = Other("morning-briefing", {"prompts/morning-briefing.md": FileText(PROMPT, "h1")}, CONFIG)
     known = known_files(ev, "vault.yml").files
     assert known == {"prompts/morning-briefing.md": (PROMPT, "h1"), "vault.yml": (CONFIG, sha256_text(CONFIG))}
+
+
+# ---- the diagnosis' own Evidence ------------------------------------------------------------------
+
+
+def diagnosed(files: dict[str, Any]) -> Any:
+    from handlers.diagnose import Evidence, SignatureNote
+
+    sig = SignatureNote("copied_example", "high", "prompt", "output repeats the example", "runs")
+    return Evidence(task="morning-briefing", tasks=("morning-briefing",), why="lowest score", score=2.0,
+                    config_name="vault.yml", config_block="", config={}, signatures=(sig,), failing_checks=(),
+                    judge_reasons=(), runs=(), model_stats={}, upstream=(), downstream=(), files=files,
+                    script_inputs={}, input_headings=(), data_audit=None, mined=(), editable=tuple(EDITABLE),
+                    approve=(), output_tokens_complete=())
+
+
+def test_diagnose_evidence_and_clipped_files(ollama_server: OllamaServer, tmp_path: Path) -> None:
+    from handlers.diagnose import FileText
+
+    full = PROMPT + "\n".join(f"Note line {i}." for i in range(50)) + "\n"
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "morning-briefing.md").write_text(full)
+    clipped = FileText("prompts/morning-briefing.md", full[:200], sha256_text(full), "prompt", complete=False)
+    cfg = FileText("vault.yml", CONFIG, sha256_text(CONFIG), "config", in_config=True)
+    evidence = diagnosed({clipped.path: clipped, "vault.yml": cfg})
+    ollama_server.responder = replying(answer(FIX))
+    complete = router(ollama=ollama_server).complete
+    without_root = LLMProposer("ollama:qwen3:8b", complete, EDITABLE).propose(evidence)
+    assert rejected_kind(without_root) == "clipped"  # never cut a file down to its excerpt
+    [delta] = LLMProposer("ollama:qwen3:8b", complete, EDITABLE, root=tmp_path)(evidence)
+    assert delta.edits[0].after == full.replace(FIX["search"], FIX["replace"])
+    assert delta.edits[0].before_hash == sha256_text(full) and delta.signatures == ("copied_example",)
+    (tmp_path / "prompts" / "morning-briefing.md").write_text(full + "human edit\n")  # changed since diagnosis
+    assert rejected_kind(LLMProposer("ollama:qwen3:8b", complete, EDITABLE, root=tmp_path).propose(evidence)) == "clipped"
+    assert "### prompts/morning-briefing.md" in ollama_server.calls("/api/chat")[-1].json()["messages"][1]["content"]

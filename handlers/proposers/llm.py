@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from adapters.atomic import PathEscape, safe_path
 from adapters.backends.base import BackendError, Message
 from adapters.backends.messages import scrub
 from domain.delta import Delta
@@ -58,8 +59,8 @@ RULES = """Rules:
    exactly once in it; `replace` is its new text. Use `content` (the whole file) only for a new file.
 5. Model options (num_predict, num_ctx, think, temperature), the model and its candidates live in the task's
    block of {config}: edit them with path "{config}", in_config true, touching only `tasks.{task}`.
-6. Answer with the JSON object only: lever ({levers}), a one-line description, a rationale naming the
-   signature it fixes, and the edits."""
+6. Answer with the JSON object only: the lever, a one-line description, a rationale naming the signature
+   it fixes, and the edits. Levers: {levers}."""
 
 
 class EvidencePack(Protocol):
@@ -186,12 +187,23 @@ class LLMProposer:
         return result
 
     def known(self, evidence: EvidencePack) -> Known:
+        """The evidence's files; vault.yml from disk when the evidence lacks it; clipped excerpts completed
+        from disk when the file there is still the one the evidence hashed."""
         known = known_files(evidence, self.scope.config_name)
         name, path = self.scope.config_name, self.config_file
-        if name not in known.files and path is not None and path.is_file():
+        if (name not in known.files or name in known.clipped) and path is not None and path.is_file():
             text = path.read_text(encoding="utf-8")
-            return Known({**known.files, name: (text, sha256_text(text))})
-        return known
+            files = {**known.files, name: (text, sha256_text(text))}
+            known = Known(files, known.clipped - {name})
+        return complete_clipped(known, self._read) if known.clipped else known
+
+    def _read(self, rel: str) -> str | None:
+        if self.scope.root is None:
+            return None
+        try:
+            return safe_path(self.scope.root, rel).read_text(encoding="utf-8")
+        except (PathEscape, OSError, UnicodeDecodeError):
+            return None
 
     def call_options(self) -> dict[str, Any]:
         return {**self.options, "num_predict": self.num_predict}
@@ -205,7 +217,7 @@ class LLMProposer:
             f"in {scope.config_name}",
         ]
         if scope.approve:
-            header.append(f"Edits under {', '.join(scope.approve)} wait for a human's approval: prefer other levers.")
+            header.append(f"Edits under {', '.join(scope.approve)} wait for a human's approval before they apply.")
         user = "\n".join(header) + "\n\n" + evidence.to_prompt(self.max_chars)
         user += "\n\nAnswer with one JSON object matching the schema: one atomic change for this task."
         return [{"role": "system", "content": f"{ROLE}\n\n{rules}"}, {"role": "user", "content": user}]
@@ -220,24 +232,41 @@ ANSWER_LEVERS: tuple[str, ...] = tuple(ANSWER_SCHEMA["properties"]["lever"]["enu
 
 
 def known_files(evidence: Any, config_name: str) -> Known:
-    """path -> (text, sha256) from the evidence, whatever shape its file entries take."""
+    """path -> (text, sha256) from the evidence, whatever shape its file entries take; an entry with
+    `complete` False (an excerpt, its sha256 that of the whole file) is marked clipped."""
     files: dict[str, tuple[str, str]] = {}
+    clipped: set[str] = set()
     for path, entry in (getattr(evidence, "files", None) or {}).items():
         if isinstance(entry, tuple | list):
-            text, digest = str(entry[0]), str(entry[1])
+            text, digest, whole = str(entry[0]), str(entry[1]), True
         elif isinstance(entry, str):
-            text, digest = entry, sha256_text(entry)
+            text, digest, whole = entry, sha256_text(entry), True
         else:
             text = str(entry.text)
             digest = str(getattr(entry, "sha256", None) or getattr(entry, "hash", None) or sha256_text(text))
+            whole = bool(getattr(entry, "complete", True))
         try:
-            files[clean_path(str(path))] = (text, digest)
+            rel = clean_path(str(path))
         except Rejected:  # the evidence named something outside the vault: nothing may be made against it
             continue
+        files[rel] = (text, digest)
+        if not whole:
+            clipped.add(rel)
     config_text = getattr(evidence, "config_text", None)
     if config_name not in files and isinstance(config_text, str):
         files[config_name] = (config_text, sha256_text(config_text))
-    return Known(files)
+    return Known(files, frozenset(clipped))
+
+
+def complete_clipped(known: Known, read: Callable[[str], str | None]) -> Known:
+    """Replace each clipped excerpt by the file's full text when the file still has the evidence's hash."""
+    files, clipped = dict(known.files), set(known.clipped)
+    for path in known.clipped:
+        text = read(path)
+        if text is not None and sha256_text(text) == files[path][1]:
+            files[path] = (text, files[path][1])
+            clipped.discard(path)
+    return Known(files, frozenset(clipped))
 
 
 def signature_names(evidence: Any) -> tuple[str, ...]:
@@ -278,5 +307,5 @@ def proposer(name: str, svc: Any) -> LLMProposer:
                        secrets=secrets, **kwargs)
 
 
-__all__ = ["ANSWER_SCHEMA", "Cost", "EvidencePack", "LLMProposer", "Proposal", "Rejection", "known_files",
+__all__ = ["ANSWER_SCHEMA", "Cost", "EvidencePack", "LLMProposer", "Proposal", "Rejection", "complete_clipped", "known_files",
            "proposer", "proposer_spec"]

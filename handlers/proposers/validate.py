@@ -68,7 +68,7 @@ class Rejection:
     """Why an answer was not turned into a delta; `answer_sha256` names the raw answer (None: no answer)."""
 
     kind: str  # backend | truncated | context | empty | malformed | schema | escape | not_editable |
-    #            not_in_evidence | exists | search_missing | search_ambiguous | noop | config_scope
+    #            not_in_evidence | clipped | search_missing | search_ambiguous | noop | config_scope
     reason: str  # one line, secrets scrubbed
     answer_sha256: str | None
     proposer: str = ""
@@ -98,9 +98,11 @@ class Scope:
 
 @dataclass(frozen=True)
 class Known:
-    """The files the evidence showed: path -> (text, sha256)."""
+    """The files the evidence showed: path -> (text, sha256); `clipped` paths showed only an excerpt, so no
+    new content can be built from their text (it would cut the rest of the file off)."""
 
     files: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    clipped: frozenset[str] = frozenset()
 
 
 # ---- the completion and the JSON --------------------------------------------------------------------
@@ -224,6 +226,8 @@ def new_texts(edits: list[Mapping[str, Any]], known: Known, scope: Scope) -> dic
     for raw in edits:
         key = _target(raw, scope)
         path = key[0]
+        if path in known.clipped and key not in out:
+            raise Rejected("clipped", f"{path}: the evidence held only an excerpt of it; its full text is unknown")
         current = out.get(key, known.files[path][0] if path in known.files else None)
         if "content" in raw:
             if current is None and _exists(scope, path):
