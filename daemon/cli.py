@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 import daemon.commands as commands
 import daemon.commands_cycle as commands_cycle
 import daemon.commands_graph as commands_graph
+import daemon.commands_run as commands_run
 import daemon.commands_service as commands_service
 from daemon.logging import configure_logging
 
@@ -21,7 +22,7 @@ log = structlog.get_logger("autovault.cli")
 
 # Each command module adds its subparsers (`add_parsers(sub)`) and maps names to functions (`COMMANDS`).
 # Add new command families here, one module each.
-COMMAND_MODULES: list[ModuleType] = [commands_cycle, commands_service, commands_graph]
+COMMAND_MODULES: list[ModuleType] = [commands_cycle, commands_service, commands_graph, commands_run]
 
 
 def build_parser() -> argparse.ArgumentParser:

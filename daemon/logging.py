@@ -15,7 +15,6 @@ from typing import Any
 import structlog
 
 _SECRET_KEY = re.compile(r"(key|token|secret|password|authorization)", re.IGNORECASE)
-_configured = False
 
 
 def under_systemd(env: MutableMapping[str, str] | None = None) -> bool:
@@ -48,7 +47,6 @@ class JournaldRenderer:
 
 def configure_logging(level: str = "warning", *, journald: bool | None = None, json: bool = False) -> None:
     """Idempotent; the CLI calls it once at start-up."""
-    global _configured
     if journald is None:
         journald = under_systemd()
     numeric = getattr(logging, level.upper(), logging.WARNING)
@@ -68,7 +66,6 @@ def configure_logging(level: str = "warning", *, journald: bool | None = None, j
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=not _configured,
+        cache_logger_on_first_use=False,  # reconfigurable (tests capture logs after the CLI ran)
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
-    _configured = True

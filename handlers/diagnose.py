@@ -38,12 +38,16 @@ OUTPUT_CHARS = 700  # per quoted output (head and tail)
 CONTEXT_CHARS = 300  # per quoted context
 FILE_CAP = 64_000  # a file larger than this is shown clipped and marked incomplete (rules never edit it)
 DATA_CAP = 256_000  # training data texts carried in full up to this many characters in all
+MAX_UPSTREAM = 6  # producers whose recent output sizes are read
 FORMAT_CHECKS = frozenset({"min_words", "max_words", "sections", "blocks", "json_schema"})
 
 
 class Deps(Protocol):
-    config: VaultConfig
-    history: History
+    @property
+    def config(self) -> VaultConfig: ...
+
+    @property
+    def history(self) -> History: ...
 
     def read_vault_text(self, rel: str | None) -> str: ...
 
@@ -302,9 +306,8 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
 
     failing = sorted({c for v in views for c in v.failing})
     reasons = _judge_reasons(deps, task)
-    upstream, downstream = _neighbours(cfg, task, views)
-    involved = [task] + [n.task for n in downstream if any(s.name in ("too_short_for_consumer", "too_small_for_consumer")
-                                                          for s in sigs)]
+    upstream, downstream = _neighbours(cfg, task, views, deps.history)
+    involved = [task, *_short_consumers(sigs)]
     return Evidence(
         task=task, tasks=tuple(dict.fromkeys(involved)), why=why, score=score,
         config_name=cfg.source.name, config_block=_config_block(cfg, task),
@@ -320,6 +323,17 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
         output_tokens_complete=tuple(v.output_tokens for v in views
                                      if v.ok and not is_truncated(v.done_reason) and v.output_tokens),
     )
+
+
+def _short_consumers(sigs: Iterable[SignatureNote]) -> list[str]:
+    """Consumers a too-small output fails: the delta may touch them too."""
+    out: list[str] = []
+    for s in sigs:
+        if s.name == "too_short_for_consumer":
+            out += list((s.evidence.get("consumers") or {}).keys())
+        elif s.name == "too_small_for_consumer" and s.evidence.get("consumer"):
+            out.append(str(s.evidence["consumer"]))
+    return out
 
 
 def _run_signatures(task: str, deps: Deps) -> list[Signature]:
@@ -492,23 +506,25 @@ def _model_stats(views: Sequence[RunView], scores: Mapping[str, float], tc: Task
     return out
 
 
-def _neighbours(cfg: VaultConfig, task: str, views: Sequence[RunView]) -> tuple[list[Neighbour], list[Neighbour]]:
+def _neighbours(cfg: VaultConfig, task: str, views: Sequence[RunView],
+                history: History) -> tuple[list[Neighbour], list[Neighbour]]:
     tc = cfg.task(task)
     observed = _sizes(views)
-    down = []
+    down: list[Neighbour] = []
     for name, req in consumers_of(cfg, task, globs.overlaps).items():
         other = cfg.tasks[name]
         arts = tuple(o for o in tc.outputs if any(globs.overlaps(o, g) for g in other.inputs))
         down.append(Neighbour(name, "downstream", arts, req.model_dump(exclude_defaults=True),
                               other.expect.model_dump(exclude_defaults=True, exclude={"json_schema"}), observed))
-    up = []
+    up: list[Neighbour] = []
     for name, other in cfg.tasks.items():
         if name == task:
             continue
         arts = tuple(o for o in other.outputs if any(globs.overlaps(o, g) for g in tc.inputs))
         if arts:
             up.append(Neighbour(name, "upstream", arts, tc.requires.model_dump(exclude_defaults=True),
-                                other.expect.model_dump(exclude_defaults=True, exclude={"json_schema"}), {}))
+                                other.expect.model_dump(exclude_defaults=True, exclude={"json_schema"}),
+                                _sizes(history.views(name, 5)) if len(up) < MAX_UPSTREAM else {}))
     return up, down
 
 

@@ -5,7 +5,8 @@ row keep nothing, or `max_cycles` ran.
   effect to the task's estimate (the live score only moves when the task runs again, and the loop should not
   pick a task it just fixed because the projection has not seen a new run yet).
 - A task whose cycle found nothing to propose (every proposal rejected or a duplicate) is not picked again in
-  this loop: nothing new can be tried until its evidence changes.
+  this loop: nothing new can be tried until its evidence changes. Such a cycle does not count toward
+  `patience` (it tried nothing); discarded, failed and approval-waiting cycles do.
 - `jobs > 1` runs cycles in threads on tasks whose files are disjoint (prompt, scripts, inputs, outputs:
   no glob of one overlaps a glob of the other). The store serializes writes; applies are serialized by the
   cycle's lock and still hash-checked, so two deltas to one vault.yml never overwrite each other.
@@ -109,7 +110,8 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
                     now[r.task] = estimate_after(now.get(r.task), r.verification)
                 if r.outcome in ("nothing", "failed"):
                     skip.add(r.task)
-                dry = 0 if r.kept else dry + 1
+                if r.outcome != "nothing":  # nothing to try costs nothing, and that task is not picked again
+                    dry = 0 if r.kept else dry + 1
             if dry >= patience:
                 report.stopped = f"{dry} cycles in a row kept nothing (patience {patience})"
                 break

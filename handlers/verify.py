@@ -20,15 +20,20 @@ How an arm comparison is run (see /work/shared/notes/acceptance.md and `domain.a
   seeds on the same frozen contexts; `acceptance.noise_floor` of that pair (rescaled to the cap) is the
   task's floor. It is cached per (task, baseline key: task config + judge config + hashes of the files
   the baseline read) — a cycle on an unchanged task reuses it — and min_effect is raised to it.
-- **Candidate pools.** When the delta changes a task's `candidates`, input k runs the (k mod size)-th model of
-  each arm's pool, so a pool without the model that fails the format scores better on the inputs it served.
+- **Outputs.** A run that ends ok but writes none of the task's declared `outputs` fails an extra hard
+  check, `outputs_written` (−1): the judge reads only the model's text, and a missing postprocessor shows
+  only here.
+- **Candidate pools.** When the delta changes a task's `candidates`, the arms run the runs that change hands:
+  a dropped model (baseline) against the remaining pool (candidate), an added model (candidate) against the
+  pool it joins (baseline); input k runs the (k mod n)-th model of each side.
 - **Guardrails.** Per hard check, count inputs where it passes on baseline and fails on candidate, and
   the reverse (an input whose baseline produced nothing — `empty` or `failed` — is skipped: checks on no output
   pass vacuously). Without noise a net regression vetoes a keep, whatever the mean effect; on a noisy task the
   regression must also pass a one-sided sign test (p < 0.05) so a check flipping at random cannot veto a
   real gain.
-- **Simplicity.** A delta whose edited vault files hold fewer words in total (a shorter prompt, a simpler
-  script) is `simpler`: equal score keeps it. So is a changed collector whose median time over the paired
+- **Simplicity.** A delta whose edited vault files are all the task's prompt or scripts and hold fewer words
+  in total (a shorter prompt, a simpler script) is `simpler`: equal score keeps it. Training data is not
+  weighed: a smaller data file is not a simpler task, and its effect shows only after training. So is a changed collector whose median time over the paired
   inputs is at most 0.75× the baseline's (the seed's sed fork storm → one awk pass).
 - Both arms are judged against the *baseline's* contract and rubric: a delta cannot win by loosening
   its own `expect`. That contract includes what the task's consumers `require` of its output (min_words,
@@ -53,7 +58,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.config_loader import ConfigError, load_config
-from adapters.workspace import ShadowWorkspace
+from adapters.workspace import DEFAULT_EXCLUDE, ShadowWorkspace
 from domain.acceptance import (
     MAX_INPUTS,
     START_INPUTS,
@@ -67,6 +72,7 @@ from domain.acceptance import (
 from domain.config import TaskConfig, VaultConfig
 from domain.ids import sha256_text
 from domain.runs import Check, RunResult
+from domain.scoring import FLOOR, penalty
 from handlers.judge import JudgeResult, judge_run
 from handlers.tasks import consumers_of
 from projections.globs import overlaps
@@ -240,13 +246,34 @@ def verification_contract(config: VaultConfig, name: str) -> TaskConfig:
     return task.model_copy(update={"expect": expect})
 
 
-def collector_paths(task: TaskConfig) -> set[str]:
-    if not task.collect:
+def pool_slots(base: Sequence[str], cand: Sequence[str]) -> tuple[list[str], list[str]]:
+    """For a candidate-pool delta, the models each arm runs: the runs that change hands. Dropping a model
+    compares it with the pool that takes over its runs; adding one compares it with the pool it joins.
+    Equal pools: ([], []) — both arms run the task's `model`."""
+    if list(base) == list(cand):
+        return [], []
+    removed = [m for m in base if m not in cand]
+    added = [m for m in cand if m not in base]
+    return (removed or list(base)), (added or list(cand))
+
+
+def task_scripts(task: TaskConfig) -> set[str]:
+    """The files whose size the simplicity criterion weighs: the prompt, the collector, the postprocessor."""
+    return {task.prompt} | command_paths(task.collect) | command_paths(task.postprocess)
+
+
+def command_paths(command: str | None) -> set[str]:
+    """The words of a script command line that may be vault files (the script and its file arguments)."""
+    if not command:
         return set()
     try:
-        return {t for t in shlex.split(task.collect) if not t.startswith("-")}
+        return {t for t in shlex.split(command) if not t.startswith("-")}
     except ValueError:
         return set()
+
+
+def collector_paths(task: TaskConfig) -> set[str]:
+    return command_paths(task.collect)
 
 
 def collector_changed(base: TaskConfig, cand: TaskConfig, edited: Sequence[str]) -> bool:
@@ -255,9 +282,11 @@ def collector_changed(base: TaskConfig, cand: TaskConfig, edited: Sequence[str])
     return bool(collector_paths(base) & set(edited))
 
 
-def simpler(before: Mapping[str, str | None], after: Mapping[str, str | None]) -> bool:
-    """Fewer words across the edited vault files (prompts, scripts); a delta that only edits config is not."""
-    if not after:
+def simpler(before: Mapping[str, str | None], after: Mapping[str, str | None],
+            eligible: set[str] | None = None) -> bool:
+    """Fewer words across the edited vault files, all of them the task's prompt or scripts (`eligible`); a
+    delta that only edits config, or that edits anything else (training data, other tasks' files), is not."""
+    if not after or (eligible is not None and not set(after) <= eligible):
         return False
     words = sum(len((before.get(p) or "").split()) for p in after)
     return sum(len((t or "").split()) for t in after.values()) < words
@@ -273,6 +302,7 @@ class _ArmRun:
     scores: dict[str, list[float]] = field(default_factory=dict)
     checks: dict[str, list[Check]] = field(default_factory=dict)
     collect_s: dict[str, float] = field(default_factory=dict)  # seconds the collector took, per input
+    models: list[str] = field(default_factory=list)  # a pool delta: the models this arm's inputs cycle through
 
 
 class _Verifier:
@@ -287,7 +317,7 @@ class _Verifier:
         self.read_hashes: dict[str, str] = {}
         self.edited = [p for p in candidate.files]
         self.own_collector = collector_changed(self.base_task, self.cand_task, self.edited)
-        self.pools = self.base_task.candidates != self.cand_task.candidates
+        self.base_models, self.cand_models = pool_slots(self.base_task.candidates, self.cand_task.candidates)
         previous_n = self.contract.expect.distinct_from_previous
         self.previous = deps.history.previous_outputs(name, previous_n) if previous_n else []
         rubric_path = self.contract.rubric or deps.config.judge.rubric
@@ -298,17 +328,17 @@ class _Verifier:
             return task
         return task.model_copy(update={"options": task.options.model_copy(update={"seed": seed})})
 
-    def _pool_task(self, task: TaskConfig, k: int) -> TaskConfig:
-        """A candidate-pool delta: input k runs the pool's (k mod size)-th model in each arm, so the pools are
-        compared the way exploration would use them (stratified, paired by input)."""
-        if not self.pools or not task.candidates:
-            return task
-        return task.model_copy(update={"model": task.candidates[k % len(task.candidates)]})
+    def _pool_task(self, arm: _ArmRun, k: int) -> TaskConfig:
+        """A candidate-pool delta: input k runs the (k mod n)-th model of the slots that change hands."""
+        models = arm.models
+        if not models:
+            return arm.task
+        return arm.task.model_copy(update={"model": models[k % len(models)]})
 
     def run_one(self, arm: _ArmRun, k: int, day: str, label: str, seed_offset: int = 0,
                 collect: bool = False) -> tuple[float, list[Check]]:
         """One run of input k in an arm's shadow, judged; `collect` runs the collector instead of the frozen context."""
-        task = self._options_task(self._pool_task(arm.task, k), k + seed_offset)
+        task = self._options_task(self._pool_task(arm, k), k + seed_offset)
         override = None if collect else self.contexts.get(day)
         rid = f"verify-{self.cycle[:24]}-{label}-{day}-{seed_offset}-{uuid.uuid4().hex[:8]}"
         run = self.deps.runner.run(self.name, task, date=day, shadow=arm.ws, source="verify",
@@ -322,7 +352,12 @@ class _Verifier:
         judged = judge_run(run, self.contract, self.deps.config.judge, self.deps.complete, self.previous,
                            self.rubric)
         self.cost.add_run(run, judged)
-        return float(judged.score.score), list(judged.score.checks)
+        score, checks = float(judged.score.score), list(judged.score.checks)
+        written = outputs_check(run, self.contract)
+        if written is not None:
+            checks.append(written)
+            score = max(FLOOR, score - penalty(written))
+        return score, checks
 
     def run_inputs(self, base: _ArmRun, cand: _ArmRun, days: list[str], first: int) -> None:
         for i, day in enumerate(days):
@@ -350,9 +385,12 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
     seed = seed_of(cycle)
     live_root = deps.config.root
     with ShadowWorkspace.create(live_root) as bws, ShadowWorkspace.create(live_root) as cws:
+        mirror_dirs(live_root, bws.root)
+        mirror_dirs(live_root, cws.root)
         bws.overlay(baseline.files)
         cws.overlay(candidate.files)
-        base, cand = _ArmRun(bws, v.base_task), _ArmRun(cws, v.cand_task)
+        base = _ArmRun(bws, v.base_task, models=v.base_models)
+        cand = _ArmRun(cws, v.cand_task, models=v.cand_models)
         rule, plan = plan_for(deps.config, seed=seed, floor=None)
         days = input_dates(anchor, 0, plan.first_batch())
         v.run_inputs(base, cand, days, 0)
@@ -361,7 +399,8 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
         notes: list[str] = []
         if rule.min_effect > deps.config.research.min_effect:
             notes.append(f"min_effect raised from {deps.config.research.min_effect:g} to the noise floor {floor:.3g}")
-        is_simpler = simpler({p: _read(bws, p) for p in candidate.files}, candidate.files)
+        is_simpler = simpler({p: _read(bws, p) for p in candidate.files}, candidate.files,
+                             task_scripts(v.base_task) | task_scripts(v.cand_task))
         while True:
             quicker = v.own_collector and faster(base.collect_s, cand.collect_s)
             exact = not llm_judged(deps.config) and floor == 0
@@ -380,6 +419,15 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
     return Verification(decision=decision, rule=rule, baseline=base.scores, candidate=cand.scores,
                         guardrails=list(vetoes), simpler=is_simpler or quicker, noise_floor=floor, noise_key=key,
                         noise_measured=measured, cost=v.cost, inputs=sorted(base.scores), notes=notes)
+
+
+def mirror_dirs(live: Path, shadow: Path) -> None:
+    """Empty folders of the live vault, made in the shadow too: the shadow copies files only, and a script
+    writing into an existing empty folder (`cat > Notes/$DATE.md`) must not fail there alone."""
+    for dirpath, dirnames, _ in os.walk(live):
+        dirnames[:] = [d for d in dirnames if d not in DEFAULT_EXCLUDE and not Path(dirpath, d).is_symlink()]
+        for d in dirnames:
+            (shadow / Path(dirpath, d).relative_to(live)).mkdir(parents=True, exist_ok=True)
 
 
 def _read(ws: ShadowWorkspace, rel: str) -> str | None:
@@ -447,6 +495,15 @@ def collect_ratio(base: Mapping[str, float], cand: Mapping[str, float]) -> float
 def faster(base: Mapping[str, float], cand: Mapping[str, float]) -> bool:
     """The seed's fork storm fix: same output, a much quicker collector — a simplicity keep at equal score."""
     return collect_ratio(base, cand) <= FASTER_RATIO
+
+
+def outputs_check(run: RunResult, task: TaskConfig) -> Check | None:
+    """Did an ok run write a file its `outputs` declare? The judge reads the model's text; a task whose
+    postprocessor is missing (or whose tool was removed) writes nothing, and only this check sees it."""
+    if not task.outputs or run.status != "ok":
+        return None
+    return Check("outputs_written", bool(run.artifacts),
+                 f"{len(run.artifacts)} declared output file(s) written ({', '.join(task.outputs)})")
 
 
 def sign_test(worse: int, discordant: int) -> float:

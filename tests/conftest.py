@@ -49,3 +49,12 @@ def pg_url() -> Iterator[str]:
 def store_url(request: pytest.FixtureRequest) -> str:
     """The same test on a SQLite file and on PostgreSQL."""
     return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """The CLI configures structlog globally; tests that run it must not change what later tests capture."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()

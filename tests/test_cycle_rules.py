@@ -58,6 +58,8 @@ def test_simpler_means_fewer_words_in_the_edited_files() -> None:
     assert not simpler({"p.md": "one two"}, {"p.md": "one two"})
     assert not simpler({"p.md": None}, {"p.md": "new file"})
     assert not simpler({}, {})
+    assert not simpler({"data/x.jsonl": "a b c"}, {"data/x.jsonl": "a"}, {"prompts/p.md"})
+    assert simpler({"prompts/p.md": "a b c"}, {"prompts/p.md": "a"}, {"prompts/p.md"})
 
 
 def test_the_candidate_collects_on_its_own_only_when_the_collector_changes() -> None:
@@ -101,3 +103,12 @@ def test_a_candidate_config_validates_against_the_shadow_wherever_vault_yml_sits
             assert str(info.value).startswith(f"{live.source}:4: tasks.a.prompt")  # names the live file
         assert not (tmp_path / "prompts" / "b.md").exists()
         assert sorted(p.name for p in where.iterdir() if p.name.startswith(".autovault")) == []
+
+
+def test_a_pool_delta_compares_the_runs_that_change_hands() -> None:
+    from handlers.verify import pool_slots
+
+    assert pool_slots(["a", "b", "coder"], ["a", "b"]) == (["coder"], ["a", "b"])
+    assert pool_slots(["a"], ["a", "new"]) == (["a"], ["new"])
+    assert pool_slots(["a", "old"], ["a", "new"]) == (["old"], ["new"])
+    assert pool_slots(["a", "b"], ["a", "b"]) == ([], [])

@@ -246,7 +246,7 @@ def test_dropping_a_model_that_fails_the_format_from_the_pool_is_kept(tmp_path: 
     from daemon.bootstrap import bootstrap
 
     fx = make_vault(tmp_path)
-    pool = "    candidates: [ollama:writer-fenced, ollama:writer-fenced, ollama:writer]\n"
+    pool = "    candidates: [ollama:writer-fenced, ollama:writer]\n"
     text = fx.cfg.read_text().replace("    options: {num_predict: 200}\n", "    options: {num_predict: 200}\n" + pool, 1)
     fx.cfg.write_text(text)
     router = ModelRouter()
@@ -258,5 +258,31 @@ def test_dropping_a_model_that_fails_the_format_from_the_pool_is_kept(tmp_path: 
                   proposer="double", edits=(FileEdit("vault.yml", sha256_text(text), dropped, in_config=True),))
     r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
     assert r.outcome == "kept", r.reason
-    assert r.verification is not None and r.verification.decision.n_inputs == 6
+    # The runs that change hands: the dropped model against the pool that takes them over.
+    assert r.verification is not None and r.verification.decision.effect == 1.0
     assert fx.cfg.read_text() == dropped
+
+
+def test_adding_a_missing_postprocessor_is_an_improvement_that_waits_for_approval(tmp_path: Path) -> None:
+    """The seed's lesson-distiller: declared outputs never written until a postprocessor exists."""
+    from adapters.backends.registry import ModelRouter
+    from daemon.bootstrap import bootstrap
+
+    fx = make_vault(tmp_path)
+    text = fx.cfg.read_text().replace('outputs: ["Notes/{date}.md"]', 'outputs: ["Notes/*.md"]')
+    fx.cfg.write_text(text)
+    router = ModelRouter()
+    router.register("ollama", fx.writer)
+    fx.svc.close()
+    fx.svc = bootstrap(fx.cfg, env={}, models=router)
+    script = '#!/bin/sh\ncat > "Notes/$AUTOVAULT_DATE.md"\n'
+    with_post = text.replace("    prompt: prompts/notes.md\n", "    prompt: prompts/notes.md\n    postprocess: scripts/post.sh\n")
+    delta = Delta(task="notes", lever="postprocess", description="add a postprocessor", rationale="dead_task",
+                  proposer="double", edits=(FileEdit("scripts/post.sh", None, script),
+                                            FileEdit("vault.yml", sha256_text(text), with_post, in_config=True)))
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "notes")
+    assert r.outcome == "awaiting_approval", r.reason
+    v = r.verification
+    assert v is not None and v.decision.effect == 1.0
+    day = v.inputs[0]
+    assert not (fx.root / "scripts" / "post.sh").exists() and not (fx.root / "Notes" / f"{day}.md").exists()

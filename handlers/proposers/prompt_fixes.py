@@ -102,7 +102,7 @@ def _structure(lines: list[str]) -> list[str]:
 def structure_only_example(text: str) -> str | None:
     """Replace the concrete example with its structure and add the do-not-copy rule (session-reflection)."""
     span = example_block(text)
-    if span is None:
+    if span is None or DO_NOT_COPY in text:
         return None
     lines = text.split("\n")
     first, last = span

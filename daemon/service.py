@@ -1,0 +1,598 @@
+"""`autovault run`: the long-running service — watch, record, react, schedule, survive.
+
+Start: instance lock → `atomic.recover` (half-applied writes rolled forward) → bootstrap → register tasks →
+projections caught up → open cycles a killed predecessor left are marked `Failed("interrupted…")` → the
+watcher starts → edits and log lines made while the daemon was down are recorded (from the persisted
+baselines and offsets, `adapters.watch_state`) → READY=1.
+
+Loop (one thread; slow work in ONE worker thread so watching and the watchdog never stall):
+  filesystem events → Debouncer → editable file: `FileEdited` / vault.yml: reload + `ConfigEdited` / log:
+  only the new complete lines are ingested → `EventsRecorded` → policies (`handlers.policies.HANDLERS`);
+  due scheduled tasks → live `run_and_judge` (source `daemon`); queued verifications (shadow runs) and
+  cycles run one at a time in the worker; `Tick` every 30 s (loop mode, weekly gate); WATCHDOG=1 at half
+  WatchdogSec; STATUS= says what it does.
+SIGTERM/SIGINT: no new work; the step in flight finishes (EXTEND_TIMEOUT_USEC keeps systemd patient) for up
+  to `stop_grace` seconds; a cycle still running then is marked Failed("interrupted: shutdown") with the
+  apply lock held, so it can never write half a delta; STOPPING=1; exit 0.
+SIGHUP: vault.yml is reloaded through `adapters.config_loader`; an invalid file is refused with one log line
+  and the old config kept (a changed `store` or `vault` needs a restart and is refused the same way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import faulthandler
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+
+from adapters.atomic import recover, sha256_file
+from adapters.backends.registry import ModelRouter, build_backends
+from adapters.config_loader import ConfigError, load_config
+from adapters.eventstore import prepare_url
+from adapters.runner import TaskRunner
+from adapters.watch import Debouncer, OwnWrites, VaultWatcher, WatchSet
+from adapters.watch_state import Offset, Seen, WatchState
+from daemon.bootstrap import Services, bootstrap, register_tasks
+from daemon.dataflow import refresh_after_events
+from daemon.history_index import ChangedIndex, CycleIndex
+from daemon.lock import acquire_instance_lock
+from daemon.notify import Notifier, WatchdogPinger
+from daemon.scheduler import Scheduler, parse_started
+from domain.config import VaultConfig
+from domain.delta import unified_diff
+from domain.ingest import IngestedRun, IngestedScore, IngestError, parse_line
+from handlers import policies
+from handlers.apply import apply_root
+from handlers.ingest import IngestReport, ingest_items
+from handlers.tasks import run_and_judge
+from projections.quality import quality_table
+from projections.runs import runs_table, scores_table
+
+log = structlog.get_logger("autovault.daemon")
+TICK_S = 30.0
+MAX_TEXT = 1_000_000  # bytes of a watched file kept for diffs
+Clock = Callable[[], dt.datetime]
+
+
+def local_now() -> dt.datetime:
+    return dt.datetime.now().astimezone()
+
+
+@dataclass
+class Options:
+    config: Path
+    once: bool = False
+    debounce: float = 0.3
+    max_wait: float = 2.0
+    stop_grace: float = 90.0
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    clock: Clock = local_now
+    models: ModelRouter | None = None
+    # (services, shared apply lock, own-writes registry) -> the blocking cycle call; default: handlers.cycle
+    cycle_factory: Callable[[Services, threading.Lock, OwnWrites], Callable[..., Any]] | None = None
+
+
+def state_dir(config: VaultConfig, env: Mapping[str, str]) -> Path:
+    """Where reports go (never the vault): $STATE_DIRECTORY (systemd), else beside a SQLite store, else XDG."""
+    if env.get("STATE_DIRECTORY"):
+        return Path(env["STATE_DIRECTORY"].split(":")[0])
+    url = prepare_url(config.store)
+    if url.startswith("sqlite"):
+        return Path(url.split(":///", 1)[1]).parent
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "autovault"
+
+
+def default_cycle_factory(svc: Services, lock: threading.Lock, own: OwnWrites) -> Callable[..., Any]:
+    """The blocking cycle call, built from `handlers.cycle.run_cycle` with the CLI's wiring
+    (`daemon.commands_cycle.cycle_deps`). The shared lock serializes applies with the watcher's reading of
+    edited files; every file an apply writes is noted as our own. run_cycle takes no list of evidence tasks:
+    the diagnosis names the tasks it needs itself (`tasks` is kept in the trigger's text)."""
+    from daemon.commands_cycle import cycle_deps
+    from handlers.cycle import run_cycle
+
+    def start(task: str, trigger: str, tasks: list[str], key: str | None = None) -> Any:
+        deps = cycle_deps(svc, lambda m: log.info("cycle", detail=m))
+        deps.lock = lock
+        root = apply_root(svc.config)
+        deps.on_written = lambda rel: own.note(root / rel, sha256_file(root / rel))
+        return run_cycle(deps, task, trigger=trigger, key=key)
+
+    return start
+
+
+@dataclass
+class Job:
+    kind: str  # scheduled | verify | cycle
+    task: str
+    trigger: str = ""
+    tasks: list[str] = field(default_factory=list)
+    key: str | None = None
+
+
+class Daemon:
+    def __init__(self, opts: Options, notifier: Notifier | None = None) -> None:
+        self.opts = opts
+        self.notifier = notifier or Notifier()
+        self.watchdog = WatchdogPinger.from_env(self.notifier)
+        self.stop_requested = False
+        self.reload_requested = False
+        self.own = OwnWrites()
+        self.apply_lock = threading.Lock()
+        self.pending: list[Job] = []
+        self.running: Job | None = None
+        self.future: Future[Any] | None = None
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autovault-step")
+        self.debouncer = Debouncer(opts.debounce, opts.max_wait)
+        self._status = ""
+        self.abandoned = False  # a step still running at exit: the process must not wait for its thread
+
+    # ---- start ---------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        cfg = load_config(self.opts.config, self.opts.env)
+        lock = acquire_instance_lock(prepare_url(cfg.store), cfg.root)
+        try:
+            return self._run(cfg)
+        finally:
+            lock.release()
+
+    def _run(self, cfg: VaultConfig) -> int:
+        self._signals()
+        self.status("starting: recovering interrupted writes")
+        recovery = recover(apply_root(cfg))
+        if recovery.rolled_forward or recovery.conflicts:
+            log.warning("recovered interrupted apply", rolled_forward=recovery.rolled_forward,
+                        conflicts=recovery.conflicts)
+        self.svc = bootstrap(cfg, env=self.opts.env, models=self.opts.models)
+        try:
+            return self._serve()
+        finally:
+            self.worker.shutdown(wait=False, cancel_futures=True)
+            self.svc.close()
+
+    def _serve(self) -> int:
+        svc = self.svc
+        register_tasks(svc.store, svc.config)
+        self.status("starting: catching up read models")
+        svc.projections.catch_up()
+        self.cycles = CycleIndex(svc.store)
+        self.changes = ChangedIndex(svc.store)
+        for c in self.cycles.interrupted():
+            svc.store.update_cycle(c.key, lambda cy: cy.failed(error="interrupted: the daemon stopped during the cycle")
+                                   if cy.is_open else None)
+            log.warning("cycle interrupted by a crash marked failed", cycle=c.key, task=c.task)
+        self.state = WatchState(svc.store.engine)
+        self.baseline = self.state.files()
+        self.offsets = self.state.offsets()
+        self.first_start = not self.baseline  # no baseline yet: today's files ARE the baseline, no events
+        self.watch = WatchSet.of(svc.config)
+        self.ctx = self._context()
+        self.scheduler = Scheduler(svc.config, self._last_daemon_runs(), self.opts.clock())
+        self.watcher = VaultWatcher(self.watch)
+        if not self.opts.once:
+            self.watcher.start()
+        try:
+            self.status("starting: recording what changed while stopped")
+            self._startup_scan()
+            self.first_start = False
+            svc.projections.catch_up()
+            policies.handle(policies.EventsRecorded(tuple(svc.config.tasks)), self.ctx)
+            self.notifier.ready(self._idle_status())
+            log.info("ready", vault=str(svc.config.root), watching=len(self.baseline))
+            self._loop()
+        finally:
+            self.watcher.stop()
+        return self._shutdown()
+
+    def _signals(self) -> None:
+        def stop(_sig: int, _frame: Any) -> None:
+            self.stop_requested = True
+            self.watcher_wake()
+
+        def hup(_sig: int, _frame: Any) -> None:
+            self.reload_requested = True
+            self.watcher_wake()
+
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack to the log
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    def watcher_wake(self) -> None:
+        w = getattr(self, "watcher", None)
+        if w is not None:
+            w.wake()
+
+    def _context(self) -> policies.Context:
+        svc = self.svc
+
+        def quality() -> list[Any]:
+            with svc.engine_connect() as conn:
+                return [q for q in quality_table(conn) if q.task in svc.config.tasks]
+
+        return policies.Context(
+            config=svc.config, store=svc.store, clock=self.opts.clock, quality=quality,
+            open_cycles=self._open_cycle_tasks, last_cycle_start=self._last_cycle_start,
+            start_cycle=self._queue_cycle, queue_verification=self._queue_verification,
+            refresh_findings=lambda start: refresh_after_events(svc, start_cycle=start),
+            week_facts=self._week_facts, state_dir=state_dir(svc.config, self.opts.env),
+            log=lambda m: log.info(m))
+
+    # ---- what policies ask ------------------------------------------------------------------------------
+
+    def _open_cycle_tasks(self) -> set[str]:
+        here = {j.task for j in [*self.pending, *([self.running] if self.running else [])] if j.kind == "cycle"}
+        return here | {c.task for c in self.cycles.open_cycles()}
+
+    def _last_cycle_start(self, task: str) -> dt.datetime | None:
+        last = self.cycles.last_start(task)
+        return None if last is None else last.astimezone(self.opts.clock().tzinfo)
+
+    def _queue_cycle(self, task: str, trigger: str, tasks: list[str]) -> str:
+        from handlers.cycle import new_key
+
+        key = new_key(task)
+        self.pending.append(Job("cycle", task, trigger, list(tasks), key))
+        return key
+
+    def _queue_verification(self, task: str) -> None:
+        if not any(j.kind == "verify" and j.task == task for j in self.pending):
+            self.pending.append(Job("verify", task))
+
+    def _last_daemon_runs(self) -> dict[str, dt.datetime]:
+        now = self.opts.clock()
+        with self.svc.engine_connect() as conn:
+            rows = conn.execute(select(runs_table.c.task, func.max(runs_table.c.started))
+                                .where(runs_table.c.source == "daemon").group_by(runs_table.c.task)).all()
+        out = {}
+        for task, started in rows:
+            at = parse_started(started, now)
+            if at is not None:
+                out[task] = at
+        return out
+
+    def _week_facts(self, since: dt.datetime) -> policies.WeekFacts:
+        from handlers.tasks import task_signatures
+        from projections.globs import overlaps
+        from projections.ledger import ledger_rows
+
+        svc = self.svc
+        with svc.engine_connect() as conn:
+            rows = [r for r in ledger_rows(conn) if (parse_started(r.at, since) or since) >= since]
+            scored = conn.execute(select(scores_table.c.task, scores_table.c.score, runs_table.c.started)
+                                  .join(runs_table, runs_table.c.run_id == scores_table.c.run_id)).all()
+            quality = [q for q in quality_table(conn) if q.task in svc.config.tasks]
+        kept = [policies.KeptDelta(r.cycle or "", r.task, r.lever or "", r.effect, r.description)
+                for r in rows if r.kind == "Kept"]
+        discarded = sum(1 for r in rows if r.kind == "Discarded")
+        this: dict[str, list[float]] = {}
+        last: dict[str, list[float]] = {}
+        for task, score, started in scored:
+            at = parse_started(started, since)
+            if at is None or at < since - dt.timedelta(days=7):
+                continue
+            (this if at >= since else last).setdefault(task, []).append(float(score))
+        regressions = []
+        for task in sorted(set(this) & set(last)):
+            a, b = sum(last[task]) / len(last[task]), sum(this[task]) / len(this[task])
+            if b < a - 0.25:
+                regressions.append((task, a, b))
+        fixes = []
+        for q in quality:
+            sigs = task_signatures(q.task, config=svc.config, history=svc.history, read_text=svc.read_vault_text,
+                                   reads=overlaps)
+            if sigs:
+                s = sigs[0]
+                fixes.append(policies.Fix(q.task, q.rolling_mean, s.name, s.lever, s.summary))
+            if len(fixes) >= 3:
+                break
+        return policies.WeekFacts(kept, regressions, fixes, discarded)
+
+    # ---- the loop ------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        next_tick = time.monotonic()
+        while not self.stop_requested:
+            mono = time.monotonic()
+            if self.opts.once and not self.pending and self.running is None and len(self.debouncer) == 0:
+                return
+            timeout = self._timeout(mono, next_tick)
+            for it in self._drain(timeout):
+                if it is not None and self.watch.classify(it[0]) is not None:
+                    self.debouncer.add(it[0], it[1])
+            if self.reload_requested:
+                self.reload_requested = False
+                self.reload("SIGHUP")
+            for path in self.debouncer.due(time.monotonic()):
+                self._on_path(path)
+            self._collect()
+            now = self.opts.clock()
+            for task in self.scheduler.due(now):
+                if not any(j.kind == "scheduled" and j.task == task for j in self.pending) and \
+                        not (self.running and self.running.kind == "scheduled" and self.running.task == task):
+                    self.pending.insert(0, Job("scheduled", task))
+                    self.scheduler.mark(task, now)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_S
+                policies.handle(policies.Tick(now), self.ctx)
+            self._dispatch()
+            self.watchdog.tick()
+            self.status(self._idle_status())
+
+    def _drain(self, timeout: float) -> list[tuple[str, float] | None]:
+        """Block up to `timeout` for the first event, then take whatever else is already there."""
+        events = self.watcher.events
+        try:
+            items = [events.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        try:
+            while len(items) < 10_000:
+                items.append(events.get_nowait())
+        except queue.Empty:
+            pass
+        return items
+
+    def _timeout(self, mono: float, next_tick: float) -> float:
+        limits = [next_tick - mono, 5.0]
+        due = self.debouncer.next_due()
+        if due is not None:
+            limits.append(due - mono)
+        wd = self.watchdog.seconds_until_due(mono)
+        if wd is not None:
+            limits.append(wd)
+        nxt = self.scheduler.next_due()
+        if nxt is not None:
+            limits.append((nxt - self.opts.clock()).total_seconds())
+        if self.opts.once:
+            limits.append(0.05)
+        return max(0.01, min(limits))
+
+    def _dispatch(self) -> None:
+        if self.running is not None or not self.pending or self.stop_requested:
+            return
+        window_open = policies.in_research_window(self.svc.config, self.opts.clock())
+        for i, job in enumerate(self.pending):
+            if job.kind == "scheduled" or window_open:
+                self.pending.pop(i)
+                break
+        else:
+            return
+        self.running = job
+        self.status(f"running {job.kind} {job.task}" + (f" ({job.trigger})" if job.trigger else ""))
+        self.future = self.worker.submit(self._do, job)
+        self.future.add_done_callback(lambda _f: self.watcher_wake())
+
+    def _do(self, job: Job) -> Any:
+        svc = self.svc
+        if job.kind == "cycle":
+            factory = self.opts.cycle_factory or default_cycle_factory
+            return factory(svc, self.apply_lock, self.own)(job.task, job.trigger, job.tasks, job.key)
+        outcome = run_and_judge(job.task, config=svc.config, runner=svc.runner, store=svc.store,
+                                complete=svc.models.complete, history=svc.history, read_text=svc.read_vault_text,
+                                shadow=job.kind == "verify", source="daemon")
+        for rel, digest in outcome.run.artifacts.items():
+            self.own.note(svc.config.root / rel, digest or sha256_file(svc.config.root / rel))
+        return outcome
+
+    def _collect(self) -> None:
+        if self.future is None or not self.future.done():
+            return
+        job, future = self.running, self.future
+        self.running, self.future = None, None
+        assert job is not None
+        try:
+            result = future.result()
+        except Exception as e:
+            log.warning("step failed", kind=job.kind, task=job.task, error=f"{type(e).__name__}: {e}")
+            result = None
+        self.svc.projections.catch_up()
+        if job.kind == "cycle":
+            outcome = str(getattr(result, "outcome", "failed"))
+            log.info("cycle finished", task=job.task, outcome=outcome, cycle=job.key)
+            policies.handle(policies.CycleFinished(job.task, job.trigger, outcome), self.ctx)
+        policies.handle(policies.EventsRecorded((job.task,)), self.ctx)
+
+    # ---- watched paths -------------------------------------------------------------------------------
+
+    def _on_path(self, path: str) -> None:
+        kind = self.watch.classify(path)
+        if kind == "log":
+            tasks = self.ingest_log(Path(path))
+            if tasks:
+                self.svc.projections.catch_up()
+                policies.handle(policies.EventsRecorded(tuple(tasks)), self.ctx)
+        elif kind == "config":
+            self.reload("vault.yml changed")
+        elif kind == "editable":
+            with self.apply_lock:  # an apply in flight finishes (and records its Changed) first
+                self.check_file(Path(path).resolve())
+
+    def _startup_scan(self) -> None:
+        for path in self.watch.editable_files():
+            with self.apply_lock:
+                self.check_file(path)
+        for gone in sorted(set(self.baseline) - {str(p) for p in self.watch.editable_files()}):
+            if self.watch.classify(gone) == "editable" and not Path(gone).exists():
+                self.check_file(Path(gone))  # deleted while we were down
+        self._check_config_file()
+        for path in self.watch.log_files():
+            self.ingest_log(path)
+
+    def _read(self, path: Path) -> tuple[str | None, str | None]:
+        """(sha256, text for diffs) of a file; (None, None) when it is gone."""
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None, None
+        import hashlib
+
+        digest = hashlib.sha256(data).hexdigest()
+        return digest, data.decode("utf-8", errors="replace") if len(data) <= MAX_TEXT else None
+
+    def _remember(self, path: Path, digest: str | None, text: str | None) -> None:
+        seen = None if digest is None else Seen(digest, self.svc.store.blobs.put(text) if text is not None else None)
+        self.state.set_file(str(path), seen)
+        if seen is None:
+            self.baseline.pop(str(path), None)
+        else:
+            self.baseline[str(path)] = seen
+
+    def _already_known(self, path: Path, rel: str, digest: str | None) -> bool:
+        return self.own.is_own(path, digest) or self.changes.recorded(rel, digest)
+
+    def check_file(self, path: Path) -> None:
+        """A watched editable file: a new hash that autovault did not write becomes FileEdited."""
+        digest, text = self._read(path)
+        seen = self.baseline.get(str(path))
+        if (seen.sha256 if seen else None) == digest:
+            return
+        rel = self.watch.rel(path) or path.name
+        if seen is None and self.first_start:
+            self._remember(path, digest, text)  # first start on this vault: the baseline, no event
+            return
+        if not self._already_known(path, rel, digest):
+            before = self.svc.store.blobs.get_text(seen.blob) if seen and seen.blob else None
+            diff = unified_diff(rel, before, text) if (seen is None or before is not None) and (
+                digest is None or text is not None) else f"{rel}: changed (too large for a diff)\n"
+            policies.handle(policies.FileEdited(rel, seen.sha256 if seen else None, digest, diff), self.ctx)
+        self._remember(path, digest, text)
+
+    def _check_config_file(self) -> None:
+        source = self.svc.config.source.resolve()
+        digest, text = self._read(source)
+        seen = self.baseline.get(str(source))
+        if seen is None:
+            self._remember(source, digest, text)
+        elif seen.sha256 != digest:
+            self.reload("vault.yml changed while stopped")
+
+    def ingest_log(self, path: Path) -> list[str]:
+        """Ingest the complete lines appended since the stored offset; returns the tasks they named."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return []
+        at = self.offsets.get(str(path))
+        if at is None or at.inode != st.st_ino or st.st_size < at.offset:
+            at = Offset(st.st_ino, 0, 0)
+        with path.open("rb") as fh:
+            fh.seek(at.offset)
+            data = fh.read()
+        complete = data[:data.rfind(b"\n") + 1]
+        if not complete:
+            return []
+        items: list[IngestedRun | IngestedScore] = []
+        line = at.line
+        for raw in complete.splitlines():
+            line += 1
+            try:
+                item = parse_line(raw.decode("utf-8", errors="replace"), f"{path}:{line}")
+            except IngestError as e:
+                log.warning("log line refused", error=str(e))
+                continue
+            if item is not None:
+                items.append(item)
+        report = IngestReport()
+        ingest_items(items, self.svc.store, report)
+        done = Offset(st.st_ino, at.offset + len(complete), line)
+        self.state.set_offset(str(path), done)
+        self.offsets[str(path)] = done
+        if report.runs or report.scores:
+            log.info("ingested", file=str(path), runs=report.runs, scores=report.scores)
+            self.status(f"ingested {report.runs} runs and {report.scores} scores from {path.name}")
+        return sorted({i.task for i in items})
+
+    # ---- reload ----------------------------------------------------------------------------------------
+
+    def reload(self, why: str) -> bool:
+        svc = self.svc
+        source = svc.config.source.resolve()
+        self.notifier.reloading()
+        try:
+            new = load_config(source, self.opts.env)
+            if prepare_url(new.store) != prepare_url(svc.config.store) or new.root.resolve() != svc.config.root.resolve():
+                raise ConfigError([])  # handled below with its own message
+        except ConfigError as e:
+            msg = str(e) if e.problems else f"{source}: store or vault changed — fix: restart autovault to switch"
+            log.warning(f"vault.yml reload refused, keeping the previous config: {' '.join(msg.split())}")
+            self.notifier.ready("reload refused: vault.yml invalid; previous config kept")
+            return False
+        old = svc.config
+        digest, text = self._read(source)
+        seen = self.baseline.get(str(source))
+        svc.config = new
+        if new.backends != old.backends and self.opts.models is None:
+            svc.models = build_backends(new.backends, self.opts.env)
+        svc.runner = TaskRunner(new.root, svc.models)
+        register_tasks(svc.store, new)
+        self.scheduler.reload(new)
+        self.watch = WatchSet.of(new)
+        self.watcher.watch = self.watch
+        self.ctx.config = new
+        if seen is not None and seen.sha256 != digest and not self._already_known(source, source.name, digest):
+            before = svc.store.blobs.get_text(seen.blob) if seen.blob else None
+            policies.handle(policies.ConfigEdited(source.name, old, new, seen.sha256, digest,
+                                                  unified_diff(source.name, before, text)), self.ctx)
+        self._remember(source, digest, text)
+        log.info("vault.yml reloaded", why=why, tasks=len(new.tasks))
+        self.notifier.ready(f"reloaded vault.yml ({why})")
+        return True
+
+    # ---- stop ----------------------------------------------------------------------------------------
+
+    def _shutdown(self) -> int:
+        self.status("stopping: finishing the step in flight" if self.running else "stopping")
+        deadline = time.monotonic() + self.opts.stop_grace
+        while self.future is not None and not self.future.done() and time.monotonic() < deadline:
+            self.notifier.extend_timeout(15 * 1_000_000)
+            with contextlib.suppress(Exception):  # a timeout or the step's own error: the loop re-checks
+                self.future.result(timeout=min(5.0, max(0.0, deadline - time.monotonic())))
+        if self.future is not None and not self.future.done() and self.running is not None:
+            self.apply_lock.acquire()  # never released: the worker cannot start an apply now
+            if self.running.kind == "cycle" and self.running.key:
+                self.svc.store.update_cycle(self.running.key, lambda c: c.failed(error="interrupted: shutdown")
+                                            if c.is_open else None)
+            log.warning("step interrupted by shutdown", kind=self.running.kind, task=self.running.task)
+            self.abandoned = True
+        else:
+            self._collect()
+        self.notifier.stopping("stopped")
+        log.info("stopped")
+        return 0
+
+    def status(self, text: str) -> None:
+        if text != self._status:
+            self._status = text
+            self.notifier.status(text)
+
+    def _idle_status(self) -> str:
+        queued = f", {len(self.pending)} queued" if self.pending else ""
+        doing = f"running {self.running.kind} {self.running.task}" if self.running else "idle"
+        return f"{doing}; watching {len(self.baseline)} files{queued}"
+
+
+def run_service(opts: Options, notifier: Notifier | None = None) -> int:
+    """Run until stopped; returns the exit status. When a step had to be abandoned at shutdown, the process
+    exits here: the interpreter would otherwise join the worker thread and wait for the step anyway."""
+    daemon = Daemon(opts, notifier)
+    code = daemon.run()
+    if daemon.abandoned:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -1,0 +1,352 @@
+"""The daemon's reactions: plain functions over a `Context`, registered in ONE table (`HANDLERS`, at the bottom).
+
+| message          | reaction                                                                                    |
+|------------------|---------------------------------------------------------------------------------------------|
+| FileEdited       | `Changed(by=human)` with the diff, for every task whose prompt/scripts/rubric/inputs name    |
+|                  | the path; then a verification run of each of them is queued                                 |
+| ConfigEdited     | `Changed(by=human)` on vault.yml for the tasks whose own config changed (all tasks when only |
+|                  | shared sections changed); verification queued for those tasks                               |
+| EventsRecorded   | rolling score below `research.threshold` → a cycle (trigger `low_score:<mean>`); new        |
+|                  | findings → a cycle with both ends (`handlers.findings.on_finding_detected`)                 |
+| Tick             | loop mode inside the research window; the weekly quality gate report                        |
+| CycleFinished    | counts towards loop-mode patience                                                           |
+
+Verification after a human edit (decided here): a SHADOW `run_and_judge` of each affected task, run as soon
+as the research window allows (at once when `window` is null). Shadow, because a human saving a prompt must
+not produce a live briefing at an odd hour; the judged shadow run shows within minutes whether the edit
+broke the task, and the next scheduled run verifies it live. Verifications are coalesced per task.
+
+Every cycle request goes through `request_cycle`: only inside the research window, one in flight per task
+(an open cycle on record or one queued in this process), and not within `research.cooldown_minutes` of the
+task's previous cycle (loop mode excepted: it chains cycles by design and stops on patience instead).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from domain.config import VaultConfig
+from domain.window import in_window, window_day
+from handlers.findings import StartCycle
+from projections.globs import matches
+from projections.quality import TaskQuality
+
+# ---- messages ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileEdited:
+    path: str  # vault-relative
+    before_hash: str | None
+    after_hash: str | None
+    diff: str
+
+
+@dataclass(frozen=True)
+class ConfigEdited:
+    path: str  # vault.yml's name
+    old: VaultConfig
+    new: VaultConfig
+    before_hash: str | None
+    after_hash: str | None
+    diff: str
+
+
+@dataclass(frozen=True)
+class EventsRecorded:
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Tick:
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class CycleFinished:
+    task: str
+    trigger: str
+    outcome: str  # kept | discarded | failed | nothing | awaiting_approval | …
+
+
+# ---- what the policies need --------------------------------------------------------------------------------
+
+
+class ChangeStore(Protocol):
+    def batch(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class KeptDelta:
+    cycle: str
+    task: str
+    lever: str
+    effect: float | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    task: str
+    rolling: float | None
+    signature: str
+    lever: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class WeekFacts:
+    kept: list[KeptDelta]
+    regressions: list[tuple[str, float, float]]  # task, last week's mean, this week's mean
+    fixes: list[Fix]  # candidates, worst task first
+    discarded: int = 0
+
+
+@dataclass
+class LoopState:
+    """Loop mode's memory for one research window: consecutive cycles that kept nothing, tasks exhausted."""
+
+    window_day: dt.date | None = None
+    misses: int = 0
+    exhausted: set[str] = field(default_factory=set)
+    stopped: bool = False
+
+
+@dataclass
+class Context:
+    config: VaultConfig
+    store: ChangeStore
+    clock: Callable[[], dt.datetime]
+    quality: Callable[[], list[TaskQuality]]
+    open_cycles: Callable[[], set[str]]  # tasks with a cycle open on record, running or queued here
+    last_cycle_start: Callable[[str], dt.datetime | None]
+    start_cycle: StartCycle
+    queue_verification: Callable[[str], None]
+    refresh_findings: Callable[[StartCycle], Any]
+    week_facts: Callable[[dt.datetime], WeekFacts]
+    state_dir: Path
+    log: Callable[[str], None] = lambda _m: None
+    loop: LoopState = field(default_factory=LoopState)
+    last_report: dt.datetime | None = None
+
+
+# ---- which tasks a path concerns ---------------------------------------------------------------------------
+
+
+def affected_tasks(config: VaultConfig, rel: str) -> list[str]:
+    """Tasks whose prompt, collector, postprocessor, rubric or input globs name `rel`; the judge rubric
+    concerns every task."""
+    from adapters.watch import script_paths
+
+    if config.judge.rubric == rel:
+        return list(config.tasks)
+    out = []
+    for name, t in config.tasks.items():
+        named = {t.prompt, t.rubric, *script_paths(t.collect), *script_paths(t.postprocess)}
+        if rel in named or any(matches(g, rel) for g in t.inputs):
+            out.append(name)
+    return out
+
+
+def changed_tasks(old: VaultConfig, new: VaultConfig) -> list[str]:
+    """Tasks whose own section differs (added ones included); every task when only shared sections changed."""
+    names = [n for n, t in new.tasks.items() if n not in old.tasks or old.tasks[n] != t]
+    if names:
+        return names
+    shared = ("judge", "backends", "research", "proposers", "store", "logs", "vault")
+    if any(getattr(old, s) != getattr(new, s) for s in shared):
+        return list(new.tasks)
+    return []
+
+
+# ---- reactions -----------------------------------------------------------------------------------------------
+
+
+def record_human_edit(msg: FileEdited, ctx: Context) -> list[str]:
+    """One `Changed(by=human)` per affected task, all in one batch; returns those tasks."""
+    tasks = affected_tasks(ctx.config, msg.path)
+    _record_changes(ctx, tasks, msg.path, msg.before_hash, msg.after_hash, msg.diff)
+    return tasks
+
+
+def record_config_edit(msg: ConfigEdited, ctx: Context) -> list[str]:
+    tasks = changed_tasks(msg.old, msg.new)
+    _record_changes(ctx, tasks, msg.path, msg.before_hash, msg.after_hash, msg.diff)
+    return tasks
+
+
+def _record_changes(ctx: Context, tasks: Sequence[str], path: str, before: str | None, after: str | None,
+                    diff: str) -> None:
+    if not tasks:
+        return
+    batch = ctx.store.batch()
+    for task in tasks:
+        batch.change(task, path, before, after, diff, "human")
+    batch.commit()
+    ctx.log(f"human edit of {path}: Changed recorded for {', '.join(tasks)}")
+
+
+def verify_after_edit(msg: FileEdited | ConfigEdited, ctx: Context) -> None:
+    tasks = affected_tasks(ctx.config, msg.path) if isinstance(msg, FileEdited) else changed_tasks(msg.old, msg.new)
+    for task in tasks:
+        if task in ctx.config.tasks and ctx.config.tasks[task].enabled:
+            ctx.queue_verification(task)
+
+
+def in_research_window(config: VaultConfig, now: dt.datetime) -> bool:
+    return in_window(config.research.window, now)
+
+
+def request_cycle(ctx: Context, task: str, trigger: str, tasks: list[str], *, cooldown: bool = True) -> bool:
+    """Start a cycle unless the window is closed, one is in flight for the task, or it is cooling down."""
+    now = ctx.clock()
+    if task not in ctx.config.tasks or not ctx.config.tasks[task].enabled:
+        return False
+    if not in_research_window(ctx.config, now):
+        return False
+    if task in ctx.open_cycles():
+        return False
+    last = ctx.last_cycle_start(task)
+    if cooldown and last is not None and now - last < dt.timedelta(minutes=ctx.config.research.cooldown_minutes):
+        return False
+    ctx.start_cycle(task, trigger, tasks)
+    ctx.log(f"cycle requested on {task} ({trigger})")
+    return True
+
+
+def cycle_on_low_score(msg: EventsRecorded, ctx: Context) -> list[str]:
+    """Tasks whose rolling mean is below the threshold get a cycle (worst first); returns the tasks started."""
+    threshold = ctx.config.research.threshold
+    started = []
+    for q in ctx.quality():
+        if q.rolling_mean is not None and q.rolling_mean < threshold and \
+                request_cycle(ctx, q.task, f"low_score:{q.rolling_mean:.2f}", [q.task]):
+            started.append(q.task)
+    return started
+
+
+def cycle_on_finding(msg: EventsRecorded, ctx: Context) -> None:
+    """Fold the new events into the findings; a new finding asks for a cycle naming both ends."""
+
+    def gated(task: str, trigger: str, tasks: list[str]) -> Any:
+        return request_cycle(ctx, task, trigger, tasks)
+
+    ctx.refresh_findings(gated)
+
+
+def loop_in_window(msg: Tick, ctx: Context) -> str | None:
+    """Inside a configured research window, when nothing is in flight: a cycle on the worst task under
+    `research.target`; stops for the night after `patience` cycles in a row kept nothing. Without a window
+    (null: research at any time) loop mode stays off — it is the nightly batch, not a busy loop."""
+    window = ctx.config.research.window
+    if window is None or not in_research_window(ctx.config, msg.now):
+        return None
+    day = window_day(window, msg.now)
+    if ctx.loop.window_day != day:
+        ctx.loop = LoopState(window_day=day)
+    if ctx.loop.stopped or ctx.open_cycles():
+        return None
+    target = ctx.config.research.target
+    for q in ctx.quality():  # worst first; unscored last
+        if q.task not in ctx.config.tasks or q.task in ctx.loop.exhausted or not ctx.config.tasks[q.task].enabled:
+            continue
+        if q.rolling_mean is None or q.rolling_mean >= target:
+            continue
+        if request_cycle(ctx, q.task, "loop", [q.task], cooldown=False):
+            return q.task
+    return None
+
+
+def count_loop_outcome(msg: CycleFinished, ctx: Context) -> None:
+    if msg.trigger != "loop":
+        return
+    if msg.outcome == "kept":
+        ctx.loop.misses = 0
+        return
+    ctx.loop.misses += 1
+    if msg.outcome in ("nothing", "failed"):
+        ctx.loop.exhausted.add(msg.task)
+    if ctx.loop.misses >= ctx.config.research.patience:
+        ctx.loop.stopped = True
+        ctx.log(f"loop mode: {ctx.loop.misses} cycles in a row kept nothing; stopped until the next window")
+
+
+GATE_SCHEDULE = "weekly mon 07:00"
+
+
+def weekly_quality_gate(msg: Tick, ctx: Context) -> Path | None:
+    """Once a week (Monday 07:00 local, or at the first tick after it was missed): write the report."""
+    from domain.schedule import parse_schedule
+
+    last = ctx.last_report or last_report_time(ctx.state_dir, msg.now)
+    if last is not None and parse_schedule(GATE_SCHEDULE).next_after(last) > msg.now:
+        return None
+    if last is None:
+        ctx.last_report = msg.now  # first start: the first report is a week of history away
+        return None
+    path = write_quality_report(ctx, msg.now)
+    ctx.last_report = msg.now
+    return path
+
+
+def last_report_time(state_dir: Path, now: dt.datetime) -> dt.datetime | None:
+    reports = sorted((state_dir / "reports").glob("quality-*.md"))
+    if not reports:
+        return None
+    return dt.datetime.fromtimestamp(reports[-1].stat().st_mtime, tz=now.tzinfo)
+
+
+def write_quality_report(ctx: Context, now: dt.datetime) -> Path:
+    facts = ctx.week_facts(now - dt.timedelta(days=7))
+    path = ctx.state_dir / "reports" / f"quality-{now.date().isoformat()}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from adapters.atomic import write_atomic
+
+    write_atomic(path, render_report(now.date(), facts))
+    ctx.log(f"weekly quality report: {path}")
+    return path
+
+
+def render_report(day: dt.date, facts: WeekFacts) -> str:
+    lines = [f"# autovault quality gate — week ending {day.isoformat()}", ""]
+    lines += [f"## Kept deltas ({len(facts.kept)}; {facts.discarded} discarded)", ""]
+    lines += [f"- `{k.task}` — {k.lever}: {k.description} (effect {_fmt(k.effect, signed=True)}, cycle {k.cycle})"
+              for k in facts.kept] or ["- none"]
+    lines += ["", "## Regressions (this week's mean score below last week's)", ""]
+    lines += [f"- `{t}`: {_fmt(a)} → {_fmt(b)}" for t, a, b in facts.regressions] or ["- none"]
+    lines += ["", "## Top 3 recommended next fixes", ""]
+    lines += [f"{i}. `{f.task}` (rolling {_fmt(f.rolling)}): {f.signature} → lever **{f.lever}** — {f.summary}"
+              for i, f in enumerate(facts.fixes[:3], start=1)] or ["- nothing stands out: no failure signature"]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None, *, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+# ---- the one table ------------------------------------------------------------------------------------------
+
+Handler = Callable[[Any, Context], Any]
+
+HANDLERS: dict[type, list[Handler]] = {
+    FileEdited: [record_human_edit, verify_after_edit],
+    ConfigEdited: [record_config_edit, verify_after_edit],
+    EventsRecorded: [cycle_on_low_score, cycle_on_finding],
+    Tick: [loop_in_window, weekly_quality_gate],
+    CycleFinished: [count_loop_outcome],
+}
+
+
+def handle(msg: Any, ctx: Context) -> None:
+    """Every handler registered for the message's type, in order; one failing does not stop the others."""
+    for handler in HANDLERS.get(type(msg), []):
+        try:
+            handler(msg, ctx)
+        except Exception as e:  # a policy bug must not take the daemon down; it is logged
+            ctx.log(f"policy {handler.__name__} failed on {type(msg).__name__}: {type(e).__name__}: {e}")
