@@ -35,8 +35,12 @@ def repo_root(path: Path) -> Path | None:
 
 def commit_paths(repo: Path, paths: Sequence[Path], message: str) -> str | None:
     """Stage exactly `paths` (added, changed or deleted) and commit them; returns the commit hash, or None
-    when nothing changed. Other staged or dirty files of the user are left out of the commit."""
-    rels = [str(p.resolve().relative_to(repo.resolve())) for p in paths]
+    when nothing changed. Other staged or dirty files of the user are left out of the commit, and so are
+    paths outside the repository."""
+    top = repo.resolve()
+    rels = [str(p.resolve().relative_to(top)) for p in paths if p.resolve().is_relative_to(top)]
+    if not rels:  # e.g. only vault.yml changed and it lives outside the vault's repository
+        return None
     _git(repo, "add", "--all", "--", *rels)
     if _git(repo, "diff", "--cached", "--quiet", "--", *rels, check=False).returncode == 0:
         return None

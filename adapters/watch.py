@@ -81,6 +81,15 @@ class OwnWrites:
         with self._lock:
             return sha256 is not None and sha256 in self._hashes.get(str(Path(path).resolve()), ())
 
+    def claim(self, path: Path | str, sha256: str | None) -> bool:
+        """`is_own`, and forget the pair: a human who later saves the very same bytes is a human again."""
+        with self._lock:
+            seen = self._hashes.get(str(Path(path).resolve()), [])
+            if sha256 is None or sha256 not in seen:
+                return False
+            seen.remove(sha256)
+            return True
+
 
 @dataclass(frozen=True)
 class WatchSet:

@@ -151,13 +151,22 @@ class Daemon:
             lock.release()
 
     def _run(self, cfg: VaultConfig) -> int:
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         self._signals()
+        try:
+            return self._started(cfg)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _started(self, cfg: VaultConfig) -> int:
         self.status("starting: recovering interrupted writes")
         recovery = recover(apply_root(cfg))
         if recovery.rolled_forward or recovery.conflicts:
             log.warning("recovered interrupted apply", rolled_forward=recovery.rolled_forward,
                         conflicts=recovery.conflicts)
         self.svc = bootstrap(cfg, env=self.opts.env, models=self.opts.models)
+        self.svc.runner.clock = self.opts.clock  # run start times follow the daemon's clock (tests inject one)
         try:
             return self._serve()
         finally:
@@ -308,8 +317,6 @@ class Daemon:
         next_tick = time.monotonic()
         while not self.stop_requested:
             mono = time.monotonic()
-            if self.opts.once and not self.pending and self.running is None and len(self.debouncer) == 0:
-                return
             timeout = self._timeout(mono, next_tick)
             for it in self._drain(timeout):
                 if it is not None and self.watch.classify(it[0]) is not None:
@@ -332,6 +339,8 @@ class Daemon:
             self._dispatch()
             self.watchdog.tick()
             self.status(self._idle_status())
+            if self.opts.once and self.running is None and len(self.debouncer) == 0 and self._next_job() is None:
+                return  # --once: caught up; research work waiting for the window stays undone
 
     def _drain(self, timeout: float) -> list[tuple[str, float] | None]:
         """Block up to `timeout` for the first event, then take whatever else is already there."""
@@ -362,16 +371,20 @@ class Daemon:
             limits.append(0.05)
         return max(0.01, min(limits))
 
-    def _dispatch(self) -> None:
-        if self.running is not None or not self.pending or self.stop_requested:
-            return
+    def _next_job(self) -> int | None:
+        """Index of the next job that may start now: scheduled runs always, research work inside the window."""
+        if self.running is not None or self.stop_requested:
+            return None
         window_open = policies.in_research_window(self.svc.config, self.opts.clock())
-        for i, job in enumerate(self.pending):
-            if job.kind == "scheduled" or window_open:
-                self.pending.pop(i)
-                break
-        else:
+        return next((i for i, j in enumerate(self.pending) if j.kind == "scheduled" or window_open), None)
+
+    def _dispatch(self) -> None:
+        i = self._next_job()
+        if i is None:
             return
+        job = self.pending.pop(i)
+        if job.kind == "scheduled":  # the live run verifies any pending edit of this task
+            self.pending = [j for j in self.pending if not (j.kind == "verify" and j.task == job.task)]
         self.running = job
         self.status(f"running {job.kind} {job.task}" + (f" ({job.trigger})" if job.trigger else ""))
         self.future = self.worker.submit(self._do, job)
@@ -453,7 +466,7 @@ class Daemon:
             self.baseline[str(path)] = seen
 
     def _already_known(self, path: Path, rel: str, digest: str | None) -> bool:
-        return self.own.is_own(path, digest) or self.changes.recorded(rel, digest)
+        return self.own.claim(path, digest) or self.changes.recorded(rel, digest)
 
     def check_file(self, path: Path) -> None:
         """A watched editable file: a new hash that autovault did not write becomes FileEdited."""
@@ -479,7 +492,8 @@ class Daemon:
         if seen is None:
             self._remember(source, digest, text)
         elif seen.sha256 != digest:
-            self.reload("vault.yml changed while stopped")
+            before = self.svc.store.blobs.get_text(seen.blob) if seen.blob else None
+            self.reload("vault.yml changed while stopped", previous_text=before)
 
     def ingest_log(self, path: Path) -> list[str]:
         """Ingest the complete lines appended since the stored offset; returns the tasks they named."""
@@ -519,7 +533,9 @@ class Daemon:
 
     # ---- reload ----------------------------------------------------------------------------------------
 
-    def reload(self, why: str) -> bool:
+    def reload(self, why: str, previous_text: str | None = None) -> bool:
+        """Load vault.yml again; `previous_text`: the text last seen, when the live config was loaded from the
+        new file already (a change made while the daemon was down)."""
         svc = self.svc
         source = svc.config.source.resolve()
         self.notifier.reloading()
@@ -532,13 +548,13 @@ class Daemon:
             log.warning(f"vault.yml reload refused, keeping the previous config: {' '.join(msg.split())}")
             self.notifier.ready("reload refused: vault.yml invalid; previous config kept")
             return False
-        old = svc.config
+        old = svc.config if previous_text is None else self._config_from(previous_text, new)
         digest, text = self._read(source)
         seen = self.baseline.get(str(source))
         svc.config = new
         if new.backends != old.backends and self.opts.models is None:
             svc.models = build_backends(new.backends, self.opts.env)
-        svc.runner = TaskRunner(new.root, svc.models)
+        svc.runner = TaskRunner(new.root, svc.models, clock=self.opts.clock)
         register_tasks(svc.store, new)
         self.scheduler.reload(new)
         self.watch = WatchSet.of(new)
@@ -552,6 +568,15 @@ class Daemon:
         log.info("vault.yml reloaded", why=why, tasks=len(new.tasks))
         self.notifier.ready(f"reloaded vault.yml ({why})")
         return True
+
+    def _config_from(self, text: str, live: VaultConfig) -> VaultConfig:
+        """The config an older vault.yml text described; unreadable → no tasks (every task counts as changed)."""
+        from handlers.verify import load_config_text
+
+        try:
+            return load_config_text(text, live, live.root, self.opts.env)
+        except ConfigError:
+            return live.model_copy(update={"tasks": {}})
 
     # ---- stop ----------------------------------------------------------------------------------------
 
@@ -576,6 +601,7 @@ class Daemon:
         return 0
 
     def status(self, text: str) -> None:
+        self.watchdog.tick()  # also during a long start-up, which reports its steps here
         if text != self._status:
             self._status = text
             self.notifier.status(text)

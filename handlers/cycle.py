@@ -357,7 +357,7 @@ def rebased(delta: Delta, before: Mapping[str, str | None], config: Any) -> Delt
         if merged is None:
             return None
         edits.append(FileEdit(e.path, sha256_file(edit_location(config, e)), merged, e.in_config))
-    return dataclasses.replace(delta, edits=tuple(edits), description=f"{delta.description} (rebased on a human edit)")
+    return dataclasses.replace(delta, edits=tuple(edits), description=f"{delta.description} (rebased on the changed live file)")
 
 
 def _reverify(deps: CycleDeps, key: str, delta: Delta, before: dict[str, str | None], result: CycleResult,

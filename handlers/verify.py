@@ -402,11 +402,9 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
         is_simpler = simpler({p: _read(bws, p) for p in candidate.files}, candidate.files,
                              task_scripts(v.base_task) | task_scripts(v.cand_task))
         while True:
-            quicker = v.own_collector and faster(base.collect_s, cand.collect_s)
             exact = not llm_judged(deps.config) and floor == 0
             vetoes = guardrail_regressions(base.checks, cand.checks, exact=exact)
-            decision = decide(base.scores, cand.scores, rule, guardrails_regressed=vetoes,
-                              simpler=is_simpler or quicker)
+            decision = decide(base.scores, cand.scores, rule, guardrails_regressed=vetoes, simpler=is_simpler)
             more = plan.next_batch(decision)
             if more == 0:
                 break
@@ -414,10 +412,10 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
             new_days = input_dates(anchor, n, more)
             v.run_inputs(base, cand, new_days, n)
     v.cost.seconds = time.perf_counter() - t0
-    if quicker:
+    if v.own_collector and faster(base.collect_s, cand.collect_s):  # recorded, never decisive: timing is noisy
         notes.append(f"collector faster: median {collect_ratio(base.collect_s, cand.collect_s):.2f}× the baseline's time")
     return Verification(decision=decision, rule=rule, baseline=base.scores, candidate=cand.scores,
-                        guardrails=list(vetoes), simpler=is_simpler or quicker, noise_floor=floor, noise_key=key,
+                        guardrails=list(vetoes), simpler=is_simpler, noise_floor=floor, noise_key=key,
                         noise_measured=measured, cost=v.cost, inputs=sorted(base.scores), notes=notes)
 
 
@@ -482,7 +480,7 @@ def guardrail_regressions(base: Mapping[str, Sequence[Check]], cand: Mapping[str
     return out
 
 
-FASTER_RATIO = 0.75  # a candidate collector taking at most this share of the baseline's time counts as simpler
+FASTER_RATIO = 0.75  # a candidate collector taking at most this share of the baseline's time is noted as faster
 MIN_COLLECT_S = 0.02  # below this a collector's time is scheduling noise, not its work
 
 
@@ -493,7 +491,7 @@ def collect_ratio(base: Mapping[str, float], cand: Mapping[str, float]) -> float
 
 
 def faster(base: Mapping[str, float], cand: Mapping[str, float]) -> bool:
-    """The seed's fork storm fix: same output, a much quicker collector — a simplicity keep at equal score."""
+    """The seed's fork storm fix: same output, a much quicker collector (noted, not decisive)."""
     return collect_ratio(base, cand) <= FASTER_RATIO
 
 

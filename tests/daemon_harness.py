@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,7 +68,8 @@ def wait_until(cond: Callable[[], Any], timeout: float = 20.0, what: str = "cond
 
 
 class NotifySocket:
-    """An AF_UNIX datagram socket standing in for systemd's; keeps every message received."""
+    """An AF_UNIX datagram socket standing in for systemd's. A thread reads it all the time, as systemd does:
+    an unread socket fills after ~10 datagrams (net.unix.max_dgram_qlen) and the sender would block."""
 
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="avn")  # short: AF_UNIX paths are limited to 108 bytes
@@ -75,35 +77,42 @@ class NotifySocket:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
         self.messages: list[str] = []
+        self._arrived = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def _pump(self, timeout: float) -> None:
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                self.messages.append(self.sock.recv(65536).decode())
-                self.sock.settimeout(0.0)
-        except (TimeoutError, BlockingIOError):
-            pass
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            with self._arrived:
+                self.messages.append(data.decode())
+                self._arrived.notify_all()
 
     def fields(self) -> list[str]:
-        return [line for m in self.messages for line in m.splitlines()]
+        with self._arrived:
+            return [line for m in self.messages for line in m.splitlines()]
 
     def wait_for(self, line: str, timeout: float = 30.0, start: int = 0) -> int:
         """Wait until a datagram line equal to (or, ending in '*', starting with) `line` arrives after
         message index `start`; returns the index after it."""
         deadline = time.monotonic() + timeout
-        while True:
-            for i in range(start, len(self.messages)):
-                for f in self.messages[i].splitlines():
-                    if f == line or (line.endswith("*") and f.startswith(line[:-1])):
-                        return i + 1
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {line!r} from the daemon within {timeout:.0f} s; got {self.fields()[-8:]}")
-            self._pump(min(left, 0.5))
+        with self._arrived:
+            while True:
+                for i in range(start, len(self.messages)):
+                    for f in self.messages[i].splitlines():
+                        if f == line or (line.endswith("*") and f.startswith(line[:-1])):
+                            return i + 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    got = [x for m in self.messages[-8:] for x in m.splitlines()]
+                    raise AssertionError(f"no {line!r} from the daemon within {timeout:.0f} s; got {got}")
+                self._arrived.wait(left)
 
     def close(self) -> None:
-        self.sock.close()
+        self.sock.close()  # the reader is a daemon thread: it ends with its recv error or with the process
         os.unlink(self.path)
         os.rmdir(self.dir)
 
@@ -134,10 +143,10 @@ class DaemonVault:
         cfg.write_text(VAULT_YML.format(store=store, host=host))
         return cls(tmp, cfg, root, f"sqlite:///{store}")
 
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "NOTIFY_SOCKET": self.notify.path, "PYTHONPATH": str(REPO),
-               "AUTOVAULT_LOG_LEVEL": "info"}
-        env.pop("WATCHDOG_USEC", None)
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        base = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_USEC", "WATCHDOG_PID", "NOTIFY_SOCKET")}
+        env = {**base, "NOTIFY_SOCKET": self.notify.path, "PYTHONPATH": str(REPO), "AUTOVAULT_LOG_LEVEL": "info",
+               **(env or {})}
         self.stderr = (self.tmp / f"daemon-{time.monotonic_ns()}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daemon.cli", "--config", str(self.cfg), "run", "--debounce", "0.1", *extra],

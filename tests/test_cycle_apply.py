@@ -225,3 +225,18 @@ def test_no_live_write_while_a_keep_is_verified(tmp_path: Path) -> None:
     assert r.outcome == "kept" and len(snapshots) > 5
     assert all(s == before for s in snapshots[:-1])  # every step before the decision saw the live vault untouched
     assert fx.text("prompts/brief.md") == IMPROVED_PROMPT and BRIEF_PROMPT != IMPROVED_PROMPT
+
+
+def test_a_git_commit_leaves_out_paths_outside_the_repository(tmp_path: Path) -> None:
+    from adapters.git import commit_paths, repo_root
+
+    repo = tmp_path / "vault"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    (repo / "p.md").write_text("new\n")
+    (tmp_path / "vault.yml").write_text("outside\n")
+    assert repo_root(repo) == repo.resolve()
+    assert commit_paths(repo, [tmp_path / "vault.yml"], "cycle x") is None
+    sha = commit_paths(repo, [repo / "p.md", tmp_path / "vault.yml"], "autovault: p (cycle x)")
+    assert sha and last_message(repo) == "autovault: p (cycle x)"
+    assert repo_root(tmp_path) is None or repo_root(tmp_path) != repo.resolve()

@@ -70,7 +70,7 @@ def test_the_candidate_collects_on_its_own_only_when_the_collector_changes() -> 
     assert collector_changed(base, base.model_copy(update={"output_cap": 10}), [])
 
 
-def test_a_much_quicker_collector_counts_as_simpler() -> None:
+def test_a_much_quicker_collector_is_recognised() -> None:
     from handlers.verify import collect_ratio, faster
 
     base = {"a": 0.40, "b": 0.50, "c": 0.45}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import threading
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.service import Options, run_service
 from domain.aggregates import Cycle, Task
+from domain.runs import RunResult
 from tests.daemon_harness import DaemonVault, wait_until
 from tests.servers.ollama_server import OllamaServer
 from tests.servers.protocol import Reply, Request
@@ -212,3 +215,76 @@ def test_sigterm_during_a_cycle_rolls_it_back_and_exits_0(vault: DaemonVault, ga
     vault.notify.wait_for("STOPPING=1", 5)
     assert [f.error for f in vault.events(Cycle.Failed)] == ["interrupted: shutdown"]  # type: ignore[attr-defined]
     assert vault.cfg.read_bytes() == cfg_before
+
+
+def test_once_catches_up_and_exits(vault: DaemonVault) -> None:
+    vault.append_log(json.dumps(RUN), json.dumps({**SCORE, "score": 5}))
+    vault.start("--once")
+    vault.ready()
+    assert vault.wait() == 0
+    vault.notify.wait_for("STOPPING=1", 5)
+    assert [r.run_id for r in vault.events(Task.Ran)] == ["hb-1"]
+    assert len(vault.events(Task.Scored)) == 1  # type: ignore[attr-defined]
+
+
+def test_watchdog_pings_at_half_the_interval(vault: DaemonVault) -> None:
+    vault.start(env={"WATCHDOG_USEC": "400000"})  # 0.4 s: a ping every 0.2 s
+    after_ready = vault.ready()
+    first = vault.notify.wait_for("WATCHDOG=1", 10, after_ready)
+    vault.notify.wait_for("WATCHDOG=1", 10, first)  # and again, while idle
+    vault.signal(signal.SIGTERM)
+    assert vault.wait() == 0
+
+
+def test_valid_vault_yml_edit_is_reloaded_and_recorded_for_the_tasks_it_changed(vault: DaemonVault) -> None:
+    vault.start()
+    vault.ready()
+    text = vault.cfg.read_text()
+    notes = text.index("  notes:")
+    vault.cfg.write_text(text[:notes] + text[notes:].replace("ollama:writer", "ollama:bigger"))
+    changed = wait_until(lambda: vault.events(Task.Changed), what="a Changed event for vault.yml")  # type: ignore[attr-defined]
+    assert [(c.path, c.by) for c in changed] == [("vault.yml", "human")]
+    reconfigured = vault.events(Task.Reconfigured)  # type: ignore[attr-defined]
+    assert len(reconfigured) == 1  # notes only: brief's own section did not change
+    diff = vault.store.blobs.get_text(changed[0].diff_hash)
+    assert diff is not None and "+    model: ollama:bigger" in diff
+    vault.signal(signal.SIGTERM)
+    assert vault.wait() == 0
+
+
+def test_scheduled_task_runs_on_its_slot_and_missed_slots_run_once(tmp_path: Path) -> None:
+    """In-process with an injected clock (a subprocess cannot be told the time): `run --once` at three moments."""
+    server = OllamaServer(lambda _r: Reply(text="one two three four five six seven eight")).start()
+    v = DaemonVault.make(tmp_path, server.host)
+    try:
+        v.cfg.write_text(v.cfg.read_text().replace("    prompt: prompts/brief.md\n",
+                                                    "    prompt: prompts/brief.md\n    schedule: daily 06:30\n"))
+        v.store.record_run(RunResult("seed", "brief", "2026-03-10T06:30:00+00:00", "ok", "ollama:writer", {}, "x",
+                                     "stop", 1, 1, source="daemon"))
+
+        def once(now: dt.datetime) -> list[str]:
+            assert run_service(Options(config=v.cfg, once=True, env={}, clock=lambda: now)) == 0
+            return [r.started for r in v.events(Task.Ran) if r.source == "daemon"]
+
+        eight_days_later = dt.datetime(2026, 3, 18, 12, 0, tzinfo=dt.UTC)
+        assert once(eight_days_later) == ["2026-03-10T06:30:00+00:00", "2026-03-18T12:00:00Z"]  # once, not 8x
+        assert len(once(eight_days_later + dt.timedelta(hours=18))) == 2  # 06:29 next day: not yet
+        assert once(dt.datetime(2026, 3, 19, 6, 30, tzinfo=dt.UTC))[-1] == "2026-03-19T06:30:00Z"
+    finally:
+        v.close()
+        server.stop()
+
+
+def test_vault_yml_edited_while_stopped_is_recorded_at_start(vault: DaemonVault) -> None:
+    vault.start()
+    vault.ready()
+    vault.signal(signal.SIGTERM)
+    assert vault.wait() == 0
+    vault.cfg.write_text(vault.cfg.read_text().replace("expect: {min_words: 5}\n  notes", "expect: {min_words: 9}\n  notes"))
+    vault.start()
+    vault.ready(len(vault.notify.messages))
+    changed = vault.events(Task.Changed)  # type: ignore[attr-defined]
+    assert [(c.path, c.by) for c in changed] == [("vault.yml", "human")]  # for brief only
+    assert changed[0].originator_id == vault.store.get_task("brief").id  # type: ignore[union-attr]
+    vault.signal(signal.SIGTERM)
+    assert vault.wait() == 0

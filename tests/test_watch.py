@@ -51,6 +51,8 @@ def test_own_writes_match_path_and_hash(tmp_path: Path) -> None:
     own.note(f, "h2")
     own.note(f, "h3")
     assert not own.is_own(f, "h1")  # only the newest few are remembered
+    assert own.claim(f, "h3") and not own.claim(f, "h3")  # a claimed write is forgotten
+    assert own.is_own(f, "h2")
 
 
 @pytest.fixture
