@@ -3,7 +3,8 @@
 The example vault is copied into a temp folder, its vault.yml rewritten so each task runs on the flawed model
 FAULTS.md names (see `benchmarks.fault_vault` for every choice made in the copy), and `backends.ollama.host`
 pointed at a loopback Ollama-protocol server answering like the seed's flawed models
-(`tests.servers.FlawedModels`), reached through the real ollama client. The heartbeat logs are ingested, so
+(`tests.servers.FlawedModels`, with the data-reading behaviours of `benchmarks.fault_models`), reached
+through the real ollama client. The heartbeat logs are ingested, so
 history exists. Then, through the same code the CLI uses (`daemon.commands_cycle.cycle_deps`):
 
 - found: the fault's signature appears in the diagnosis of its task (`handlers.diagnose.diagnose`);
@@ -27,18 +28,22 @@ import datetime as dt
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adapters.config_loader import load_config
 from adapters.yaml_edit import get_value
+from benchmarks.fault_models import FaultModels
+from benchmarks.fault_vault import FAULTS, Fault, make_fault_vault
 from daemon.bootstrap import Services, bootstrap, register_tasks
 from daemon.commands_cycle import cycle_deps
 from daemon.dataflow import refresh_after_events
+from domain.checks import contract_checks
 from domain.config import VaultConfig
 from domain.runs import Check, RunResult
+from domain.scoring import FLOOR, penalty
 from domain.signatures import RunView, TaskHistory, detect_signatures
 from handlers.cycle import CycleDeps, CycleResult, approve_cycle
 from handlers.diagnose import diagnose
@@ -50,9 +55,7 @@ from handlers.tasks import consumers_of
 from handlers.verify import outputs_check
 from projections import globs
 from projections.quality import quality_table
-from tests.servers import FlawedModels, OllamaServer
-
-from benchmarks.fault_vault import FAULTS, Fault, make_fault_vault
+from tests.servers import OllamaServer
 
 RUN_SEED = 7  # the before/after runs: fixed seed and date, so a changed score is the change's doing
 RUN_DATE = "2026-03-19"
@@ -85,6 +88,7 @@ class FaultRow:
     fix: Step | None = None
     gone: bool = False
     contract_ok: bool = False
+    failing: list[str] = field(default_factory=list)
     cycles: int = 0
     calls: int = 0
     why: str = ""
@@ -107,12 +111,14 @@ class Bench:
     def on_result(self, r: CycleResult) -> None:
         step = Step(len(self.steps) + 1, r, calls=_calls(r))
         if r.outcome == "awaiting_approval":
-            step.approved = approve_cycle(self.deps, r.key)
+            step.approved = a = approve_cycle(self.deps, r.key)
+            if a.kept:  # the loop reads the result after this callback: an approved delta is a kept one
+                r.outcome, r.commit, r.reason = a.outcome, a.commit, f"approved by the bench; {a.reason}"
         self.steps.append(step)
         if step.kept:
             self.reload()
         what = r.delta.description if r.delta is not None else "-"
-        extra = f" → approved: {step.approved.outcome}" if step.approved is not None else ""
+        extra = f" (approval: {step.approved.outcome})" if step.approved is not None else ""
         self.say(f"c{step.n:02d} [{r.task}] {r.outcome}{extra}: {what} — {r.reason}")
 
 
@@ -125,13 +131,22 @@ def _calls(r: CycleResult) -> int:
 
 @dataclass(frozen=True)
 class Probe:
+    """One run and its judgement. `contract`: the checks of the task's declared `expect` plus outputs_written;
+    `checks`: everything the judge checked (the universal checks too)."""
+
     run: RunResult
     score: float
     checks: list[Check]
+    contract: list[Check]
 
     @property
     def contract_ok(self) -> bool:
-        return all(c.passed for c in self.checks if c.hard)
+        return self.run.status == "ok" and all(c.passed for c in self.contract)
+
+    @property
+    def universal_failures(self) -> list[str]:
+        declared = {c.name for c in self.contract}
+        return [c.name for c in self.checks if c.hard and not c.passed and c.name not in declared]
 
 
 def probe(svc: Services, task: str) -> Probe:
@@ -144,11 +159,13 @@ def probe(svc: Services, task: str) -> Probe:
     rubric = svc.read_vault_text(tc.rubric or cfg.judge.rubric) or None
     judged = judge_run(run, tc, cfg.judge, svc.models.complete, previous, rubric)
     checks, score = list(judged.score.checks), float(judged.score.score)
+    contract = contract_checks(run.output, tc.expect, previous)
     written = outputs_check(run, tc)
     if written is not None:
         checks.append(written)
-        score = score if written.passed else max(1.0, score - 1.0)
-    return Probe(run, score, checks)
+        contract.append(written)
+        score = max(FLOOR, score - penalty(written))
+    return Probe(run, score, checks, contract)
 
 
 def still_shows(cfg: VaultConfig, svc: Services, fault: Fault, p: Probe) -> bool:
@@ -186,8 +203,8 @@ def _raised(cfg: VaultConfig, fault: Fault) -> bool:
 # ---- the benchmark --------------------------------------------------------------------------------------------
 
 
-def setup(dest: Path, host: str) -> tuple[Path, Services]:
-    cfg_path = make_fault_vault(dest, host)
+def setup(dest: Path, host: str, only: Collection[str] | None = None) -> tuple[Path, Services]:
+    cfg_path = make_fault_vault(dest, host, only)
     svc = bootstrap(load_config(cfg_path, {}), env={}, store_url=f"sqlite:///{dest / 'events.db'}")
     register_tasks(svc.store, svc.config)
     ingest_path(svc.config.root / "heartbeat" / "logs", svc.store)
@@ -246,7 +263,7 @@ def why_not(row: FaultRow, steps: list[Step], report: LoopReport) -> str:
     on_task = [s for s in steps if s.result.task == f.task]
     if row.fix is not None:
         if not row.contract_ok:
-            return "kept, but the after-loop run still fails a hard contract check"
+            return f"kept, but the after-loop run still fails its contract: {', '.join(row.failing)}"
         return f"kept, but the after-loop run still shows {f.signature}"
     if not on_task:
         return f"the loop never picked {f.task} (stopped: {report.stopped})"
@@ -276,16 +293,19 @@ def table(rows: list[FaultRow], harm: dict[str, int]) -> list[str]:
     return lines
 
 
-def run_bench(dest: Path, *, target: float, patience: int, max_cycles: int, verbose: bool,
-              out: Callable[[str], None] = print) -> dict[str, Any]:
+def run_bench(dest: Path, *, target: float = 4.5, patience: int = 3, max_cycles: int = 40, verbose: bool = False,
+              only: Collection[str] | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """The benchmark in `dest`; `only` restricts it to the faults of these tasks (the others are disabled)."""
+    faults = [f for f in FAULTS if only is None or f.task in only]
     say = (lambda m: print(f"  · {m}", file=sys.stderr, flush=True)) if verbose else (lambda _m: None)
     t0 = time.perf_counter()
-    with OllamaServer(FlawedModels(seed=0)) as server:
-        cfg_path, svc = setup(dest, server.host)
+    with OllamaServer(FaultModels(seed=0)) as server:
+        cfg_path, svc = setup(dest, server.host, only)
         with svc:
-            tasks = sorted({f.task for f in FAULTS})
+            tasks = sorted({f.task for f in faults})
             sigs = found_signatures(svc, tasks)
-            before = {t: probe(svc, t) for t in svc.config.tasks}
+            enabled = [t for t, tc in svc.config.tasks.items() if tc.enabled]
+            before = {t: probe(svc, t) for t in enabled}
             bench = Bench(cfg_path, svc, cycle_deps(svc, lambda _m: None), say=say)
             with svc.engine_connect() as conn:
                 quality = {q.task: q.rolling_mean for q in quality_table(conn)}
@@ -294,12 +314,13 @@ def run_bench(dest: Path, *, target: float, patience: int, max_cycles: int, verb
                               on_result=bench.on_result)
             bench.reload()
             cfg = svc.config
-            after = {t: probe(svc, t) for t in cfg.tasks}
-            rows = [FaultRow(f, f.signature in sigs[f.task]) for f in FAULTS]
+            after = {t: probe(svc, t) for t in enabled}
+            rows = [FaultRow(f, f.signature in sigs[f.task]) for f in faults]
             attribute(rows, bench.steps, cfg)
             for r in rows:
                 p = after[r.fault.task]
                 r.contract_ok = p.contract_ok
+                r.failing = [c.name for c in p.contract if not c.passed] + ([] if p.run.status == "ok" else ["status"])
                 r.gone = not still_shows(cfg, svc, r.fault, p)
             harmful = harmful_keeps(bench.steps, cfg, before, after)
         seconds = time.perf_counter() - t0
@@ -313,9 +334,13 @@ def run_bench(dest: Path, *, target: float, patience: int, max_cycles: int, verb
     for r in rows:
         if r not in fixed_rows:
             out(f"  {r.fault.id} not fixed: {why_not(r, bench.steps, report)}")
+    for t, p in sorted(after.items()):
+        if p.universal_failures and any(r.fault.task == t for r in rows):
+            out(f"  note: {t}'s after-loop run fails universal checks {', '.join(p.universal_failures)} "
+                f"(outside its declared contract)")
     for line in harmful:
         out(f"  harmful keep: {line}")
-    kinds = sorted({f.kind for f in FAULTS})
+    kinds = sorted({f.kind for f in faults})
     found_k = [k for k in kinds if all(r.found for r in rows if r.fault.kind == k)]
     fixed_k = [k for k in kinds if all(r in fixed_rows for r in rows if r.fault.kind == k)]
     cycles, calls = len(bench.steps), sum(s.calls for s in bench.steps)
@@ -325,7 +350,8 @@ def run_bench(dest: Path, *, target: float, patience: int, max_cycles: int, verb
     fix_cycles = sorted({r.fix.n for r in fixed_rows if r.fix is not None})
     per_fix = sum(r.cycles for r in fixed_rows) / max(1, len(fixed_rows))
     out(f"per fault: found={sum(r.found for r in rows)}/{len(rows)} fixed={len(fixed_rows)}/{len(rows)} "
-        f"(in {len(fix_cycles)} kept cycles); cycles per fix {per_fix:.2f}; time {seconds:.0f} s")
+        f"(in {len(fix_cycles)} kept cycles); cycles per fix {per_fix:.2f} (cycles on its task up to the keep), "
+        f"{cycles / max(1, len(fixed_rows)):.2f} counting every loop cycle; time {seconds:.0f} s")
     out(f"faults: kinds={len(kinds)} found={len(found_k)} fixed={len(fixed_k)} harmful={len(harmful)} "
         f"cycles={cycles} calls={calls}")
     return {"kinds": len(kinds), "found": len(found_k), "fixed": len(fixed_k), "harmful": len(harmful),
@@ -340,17 +366,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-cycles", type=int, default=40)
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it (default: a temp one)")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per cycle on stderr")
+    ap.add_argument("--tasks", default=None, help="comma-separated: only these tasks' faults (others disabled)")
     args = ap.parse_args(argv)
+    only = args.tasks.split(",") if args.tasks else None
     print(f"bench-faults {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC: example vault on the flawed-model double, "
           f"loop target {args.target:g}, patience {args.patience}, max {args.max_cycles} cycles", flush=True)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         run_bench(args.keep, target=args.target, patience=args.patience, max_cycles=args.max_cycles,
-                  verbose=args.verbose)
+                  verbose=args.verbose, only=only)
         return 0
     with tempfile.TemporaryDirectory(prefix="autovault-faults-") as tmp:
         run_bench(Path(tmp), target=args.target, patience=args.patience, max_cycles=args.max_cycles,
-                  verbose=args.verbose)
+                  verbose=args.verbose, only=only)
     return 0
 
 

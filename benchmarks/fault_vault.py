@@ -16,6 +16,7 @@ Choices made in the copy (and why):
 from __future__ import annotations
 
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +76,10 @@ FAULTS: tuple[Fault, ...] = (
 )
 
 
-def bench_config(text: str, host: str, *, samples: int = 3, max_samples: int = 6) -> str:
-    """vault.yml rewritten for the benchmark (see the module docstring); comments and layout kept."""
+def bench_config(text: str, host: str, *, samples: int = 3, max_samples: int = 6,
+                 only: Collection[str] | None = None) -> str:
+    """vault.yml rewritten for the benchmark (see the module docstring); comments and layout kept. With `only`,
+    every other task is disabled (the smoke test's few faults)."""
     text = set_value(text, ["backends", "ollama", "host"], host)
     text = set_value(text, ["judge", "llm_weight"], 0)
     text = set_value(text, ["judge", "model"], GOOD_MODEL)  # on the loopback double, never the embedded model
@@ -86,17 +89,19 @@ def bench_config(text: str, host: str, *, samples: int = 3, max_samples: int = 6
     text = set_value(text, ["vault"], "vault")
     for task in get_value(text, ["tasks"]) or {}:
         text = set_value(text, ["tasks", task, "model"], FLAWED.get(task, GOOD_MODEL))
+        if only is not None and task not in only:
+            text = set_value(text, ["tasks", task, "enabled"], False)
         for member in list(get_value(text, ["tasks", task, "candidates"]) or []):
             if str(member).startswith("embedded:"):
                 text = remove_item(text, ["tasks", task, "candidates"], member)
     return text
 
 
-def make_fault_vault(dest: Path, host: str) -> Path:
+def make_fault_vault(dest: Path, host: str, only: Collection[str] | None = None) -> Path:
     """dest/vault.yml + dest/vault (a copy of the seed vault, heartbeat logs included); returns vault.yml."""
     shutil.copytree(REPO / SEED, dest / "vault", ignore=shutil.ignore_patterns(".autovault", ".git"))
     cfg = dest / "vault.yml"
-    cfg.write_text(bench_config((REPO / "vault.yml").read_text(encoding="utf-8"), host), encoding="utf-8")
+    cfg.write_text(bench_config((REPO / "vault.yml").read_text(encoding="utf-8"), host, only=only), encoding="utf-8")
     return cfg
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select
 
-from adapters.atomic import recover, sha256_file
+from adapters.atomic import JOURNAL_DIR, recover, sha256_file
 from adapters.backends.registry import ModelRouter, build_backends
 from adapters.config_loader import ConfigError, load_config
 from adapters.eventstore import prepare_url
@@ -94,6 +94,18 @@ def state_dir(config: VaultConfig, env: Mapping[str, str]) -> Path:
         return Path(url.split(":///", 1)[1]).parent
     base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "autovault"
+
+
+def journal_paths(root: Path) -> set[str]:
+    """Absolute paths of the files committed journals will write: an apply a crash cut short, which `recover`
+    finishes — autovault's change, not a human's."""
+    import json
+
+    out: set[str] = set()
+    for manifest in (root / JOURNAL_DIR).glob("*.commit/manifest.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            out.update(str((root / e["path"]).resolve()) for e in json.loads(manifest.read_text())["entries"])
+    return out
 
 
 def default_cycle_factory(svc: Services, lock: threading.Lock, own: OwnWrites) -> Callable[..., Any]:
@@ -161,6 +173,7 @@ class Daemon:
 
     def _started(self, cfg: VaultConfig) -> int:
         self.status("starting: recovering interrupted writes")
+        self.recovered_paths = journal_paths(apply_root(cfg))
         recovery = recover(apply_root(cfg))
         if recovery.rolled_forward or recovery.conflicts:
             log.warning("recovered interrupted apply", rolled_forward=recovery.rolled_forward,
@@ -180,7 +193,9 @@ class Daemon:
         svc.projections.catch_up()
         self.cycles = CycleIndex(svc.store)
         self.changes = ChangedIndex(svc.store)
-        for c in self.cycles.interrupted():
+        interrupted = self.cycles.interrupted()
+        self.recovered_cycle = interrupted[0].key if len(interrupted) == 1 else None
+        for c in interrupted:
             svc.store.update_cycle(c.key, lambda cy: cy.failed(error="interrupted: the daemon stopped during the cycle")
                                    if cy.is_open else None)
             log.warning("cycle interrupted by a crash marked failed", cycle=c.key, task=c.task)
@@ -198,6 +213,7 @@ class Daemon:
             self.status("starting: recording what changed while stopped")
             self._startup_scan()
             self.first_start = False
+            self.recovered_paths = set()  # from now on a change to those files is someone else's
             svc.projections.catch_up()
             policies.handle(policies.EventsRecorded(tuple(svc.config.tasks)), self.ctx)
             self.notifier.ready(self._idle_status())
@@ -325,7 +341,10 @@ class Daemon:
                 self.reload_requested = False
                 self.reload("SIGHUP")
             for path in self.debouncer.due(time.monotonic()):
-                self._on_path(path)
+                try:
+                    self._on_path(path)
+                except Exception as e:  # one unreadable file must not stop the service; it is retried on its next event
+                    log.warning("could not process a watched file", path=path, error=f"{type(e).__name__}: {e}")
             self._collect()
             now = self.opts.clock()
             for task in self.scheduler.due(now):
@@ -482,7 +501,9 @@ class Daemon:
             before = self.svc.store.blobs.get_text(seen.blob) if seen and seen.blob else None
             diff = unified_diff(rel, before, text) if (seen is None or before is not None) and (
                 digest is None or text is not None) else f"{rel}: changed (too large for a diff)\n"
-            policies.handle(policies.FileEdited(rel, seen.sha256 if seen else None, digest, diff), self.ctx)
+            by, cycle = ("cycle", self.recovered_cycle) if str(path) in self.recovered_paths else ("human", None)
+            policies.handle(policies.FileEdited(rel, seen.sha256 if seen else None, digest, diff, by, cycle),
+                            self.ctx)
         self._remember(path, digest, text)
 
     def _check_config_file(self) -> None:
@@ -562,8 +583,9 @@ class Daemon:
         self.ctx.config = new
         if seen is not None and seen.sha256 != digest and not self._already_known(source, source.name, digest):
             before = svc.store.blobs.get_text(seen.blob) if seen.blob else None
+            by, cycle = ("cycle", self.recovered_cycle) if str(source) in self.recovered_paths else ("human", None)
             policies.handle(policies.ConfigEdited(source.name, old, new, seen.sha256, digest,
-                                                  unified_diff(source.name, before, text)), self.ctx)
+                                                  unified_diff(source.name, before, text), by, cycle), self.ctx)
         self._remember(source, digest, text)
         log.info("vault.yml reloaded", why=why, tasks=len(new.tasks))
         self.notifier.ready(f"reloaded vault.yml ({why})")

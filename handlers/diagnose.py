@@ -15,6 +15,7 @@ optionally `store` (quality table and data-flow findings) or `findings` (a calla
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -284,7 +285,7 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
     cfg = deps.config
     tc = cfg.task(task)
     read = deps.read_vault_text
-    views = deps.history.views(task, RUNS)
+    views = current_history(deps, task).views(task, RUNS)
     run_scores = deps.history.scores(task)
     score = rolling_scores(deps).get(task) or _history_mean(deps.history, task)
     if why == "named":
@@ -337,8 +338,67 @@ def _short_consumers(sigs: Iterable[SignatureNote]) -> list[str]:
 
 
 def _run_signatures(task: str, deps: Deps) -> list[Signature]:
-    return task_signatures(task, config=deps.config, history=deps.history, read_text=deps.read_vault_text,
-                           reads=globs.overlaps, window=RUNS)
+    return task_signatures(task, config=deps.config, history=current_history(deps, task),
+                           read_text=deps.read_vault_text, reads=globs.overlaps, window=RUNS)
+
+
+class _RunsSince:
+    """A History showing only the runs started after `since`: runs made before the task's last kept change ran
+    on files that are gone, so the signatures they show are stale (re-proposing on them repeats a fix, e.g.
+    halving an already halved `head -N`). Scores and previous outputs are history and stay whole."""
+
+    def __init__(self, history: History, since: dt.datetime) -> None:
+        self.history, self.since = history, since
+
+    def views(self, task: str, limit: int = 10) -> list[RunView]:
+        return [v for v in self.history.views(task, limit) if _started_after(v.started, self.since)]
+
+    def previous_outputs(self, task: str, n: int, *, exclude: str | None = None) -> list[str]:
+        return self.history.previous_outputs(task, n, exclude=exclude)
+
+    def scores(self, task: str) -> dict[str, float]:
+        return self.history.scores(task)
+
+
+def _started_after(started: str, since: dt.datetime) -> bool:
+    try:
+        at = dt.datetime.fromisoformat(started.replace("Z", "+00:00"))
+    except ValueError:
+        return True  # an unreadable time: keep the run rather than lose evidence
+    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)) > since
+
+
+def last_own_change(deps: Any, task: str) -> dt.datetime | None:
+    """When a cycle on `task` itself last changed one of its files (None: never, or no store). A change made by
+    another task's cycle (a producer growing its output for this consumer) leaves this task's evidence valid."""
+    store = getattr(deps, "store", None)
+    if store is None:
+        return None
+    try:
+        from eventsourcing.utils import get_topic
+
+        from domain.aggregates import Task
+        from domain.ids import task_id
+
+        topic, tid, last = get_topic(Task.Changed), task_id(task), None  # type: ignore[attr-defined]
+        start = 1
+        while page := store.recorder.select_notifications(start, 1000, topics=[topic]):
+            for n in page:
+                ev: Any = store.mapper.to_domain_event(n)
+                if ev.originator_id == tid and ev.by == "cycle" and ev.cycle_id:
+                    cycle = store.get_cycle(ev.cycle_id)
+                    if cycle is not None and cycle.task == task:
+                        last = ev.timestamp
+            start = page[-1].id + 1
+        return last
+    except Exception:  # the staleness filter is a refinement: a store that cannot answer leaves history whole
+        return None
+
+
+def current_history(deps: Any, task: str) -> History:
+    since = last_own_change(deps, task)
+    history: History = deps.history
+    return history if since is None else _RunsSince(history, since)
 
 
 def _note(s: Signature, source: str) -> SignatureNote:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.watch import script_paths
 from domain.config import VaultConfig
 from domain.window import in_window, window_day
 from handlers.findings import StartCycle
@@ -44,6 +45,8 @@ class FileEdited:
     before_hash: str | None
     after_hash: str | None
     diff: str
+    by: str = "human"  # "cycle": an apply a crash interrupted, finished by `atomic.recover` at start
+    cycle_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class ConfigEdited:
     before_hash: str | None
     after_hash: str | None
     diff: str
+    by: str = "human"
+    cycle_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,6 @@ class Context:
 def affected_tasks(config: VaultConfig, rel: str) -> list[str]:
     """Tasks whose prompt, collector, postprocessor, rubric or input globs name `rel`; the judge rubric
     concerns every task."""
-    from adapters.watch import script_paths
-
     if config.judge.rubric == rel:
         return list(config.tasks)
     out = []
@@ -169,28 +172,30 @@ def changed_tasks(old: VaultConfig, new: VaultConfig) -> list[str]:
 def record_human_edit(msg: FileEdited, ctx: Context) -> list[str]:
     """One `Changed(by=human)` per affected task, all in one batch; returns those tasks."""
     tasks = affected_tasks(ctx.config, msg.path)
-    _record_changes(ctx, tasks, msg.path, msg.before_hash, msg.after_hash, msg.diff)
+    _record_changes(ctx, tasks, msg.path, msg.before_hash, msg.after_hash, msg.diff, msg.by, msg.cycle_id)
     return tasks
 
 
 def record_config_edit(msg: ConfigEdited, ctx: Context) -> list[str]:
     tasks = changed_tasks(msg.old, msg.new)
-    _record_changes(ctx, tasks, msg.path, msg.before_hash, msg.after_hash, msg.diff)
+    _record_changes(ctx, tasks, msg.path, msg.before_hash, msg.after_hash, msg.diff, msg.by, msg.cycle_id)
     return tasks
 
 
 def _record_changes(ctx: Context, tasks: Sequence[str], path: str, before: str | None, after: str | None,
-                    diff: str) -> None:
+                    diff: str, by: str = "human", cycle_id: str | None = None) -> None:
     if not tasks:
         return
     batch = ctx.store.batch()
     for task in tasks:
-        batch.change(task, path, before, after, diff, "human")
+        batch.change(task, path, before, after, diff, by, cycle_id)
     batch.commit()
-    ctx.log(f"human edit of {path}: Changed recorded for {', '.join(tasks)}")
+    ctx.log(f"{by} edit of {path}: Changed recorded for {', '.join(tasks)}")
 
 
 def verify_after_edit(msg: FileEdited | ConfigEdited, ctx: Context) -> None:
+    if msg.by != "human":
+        return
     tasks = affected_tasks(ctx.config, msg.path) if isinstance(msg, FileEdited) else changed_tasks(msg.old, msg.new)
     for task in tasks:
         if task in ctx.config.tasks and ctx.config.tasks[task].enabled:

@@ -128,7 +128,7 @@ class DaemonVault:
     _store: VaultStore | None = None
 
     @classmethod
-    def make(cls, tmp: Path, host: str) -> DaemonVault:
+    def make(cls, tmp: Path, host: str, store_url: str | None = None) -> DaemonVault:
         root = tmp / "vault"
         for d in ("scripts", "prompts", "Briefs", "logs"):
             (root / d).mkdir(parents=True)
@@ -138,10 +138,10 @@ class DaemonVault:
         (root / "prompts" / "brief.md").write_text("Write the morning briefing for {date}.\nCONTEXT: {context}\n")
         (root / "prompts" / "notes.md").write_text("Write notes for {date}.\n")
         (root / "logs" / "heartbeat.jsonl").write_text("")
-        store = tmp / "state" / "events.db"
+        url = store_url or f"sqlite:///{tmp / 'state' / 'events.db'}"
         cfg = tmp / "vault.yml"
-        cfg.write_text(VAULT_YML.format(store=store, host=host))
-        return cls(tmp, cfg, root, f"sqlite:///{store}")
+        cfg.write_text(VAULT_YML.replace("sqlite:///{store}", '"{store}"').format(store=url, host=host))
+        return cls(tmp, cfg, root, url)
 
     def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         base = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_USEC", "WATCHDOG_PID", "NOTIFY_SOCKET")}

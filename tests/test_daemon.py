@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -286,5 +287,77 @@ def test_vault_yml_edited_while_stopped_is_recorded_at_start(vault: DaemonVault)
     changed = vault.events(Task.Changed)  # type: ignore[attr-defined]
     assert [(c.path, c.by) for c in changed] == [("vault.yml", "human")]  # for brief only
     assert changed[0].originator_id == vault.store.get_task("brief").id  # type: ignore[union-attr]
+    vault.signal(signal.SIGTERM)
+    assert vault.wait() == 0
+
+
+@pytest.mark.postgres
+def test_on_postgresql_log_lines_and_edits_are_recorded_and_one_instance_holds_the_store(
+        tmp_path: Path, pg_url: str) -> None:
+    server = OllamaServer(lambda _r: Reply(text="one two three four five six seven eight")).start()
+    v = DaemonVault.make(tmp_path, server.host, store_url=pg_url)
+    try:
+        first = v.start()
+        v.ready()
+        second = v.start()
+        assert second.wait(timeout=30) == 1  # the advisory lock
+        v.proc = first
+        v.append_log(json.dumps(RUN), json.dumps({**SCORE, "score": 5}))
+        (v.root / "prompts" / "notes.md").write_text("Write short notes for {date}.\n")
+        wait_until(lambda: v.events(Task.Scored) and v.events(Task.Changed), what="events on PostgreSQL")  # type: ignore[attr-defined]
+        v.signal(signal.SIGTERM)
+        assert v.wait() == 0
+        assert [r.run_id for r in v.events(Task.Ran) if r.source == "log"] == ["hb-1"]
+    finally:
+        v.close()
+        server.stop()
+
+
+def test_weekly_quality_report_goes_to_the_state_dir_not_the_vault(tmp_path: Path) -> None:
+    server = OllamaServer(lambda _r: Reply(text="one two three four five six seven eight")).start()
+    v = DaemonVault.make(tmp_path, server.host)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        reports = tmp_path / "state" / "reports"
+        reports.mkdir(parents=True)
+        old = reports / "quality-old.md"
+        old.write_text("last week\n")
+        stamp = (now - dt.timedelta(days=8)).timestamp()
+        os.utime(old, (stamp, stamp))
+        v.append_log(json.dumps(RUN), json.dumps({**SCORE, "score": 4}))
+        assert run_service(Options(config=v.cfg, once=True, env={}, clock=lambda: now)) == 0
+        report = (reports / f"quality-{now.date().isoformat()}.md").read_text()
+        assert "## Kept deltas (0; 0 discarded)" in report
+        assert "1. `brief` (rolling 4.00): truncated → lever **config**" in report
+        assert not list(v.root.rglob("quality-*.md"))
+    finally:
+        v.close()
+        server.stop()
+
+
+def test_an_apply_cut_short_by_a_crash_is_finished_at_start_and_recorded_as_the_cycles(vault: DaemonVault) -> None:
+    from adapters.atomic import apply_files, sha256_file
+
+    vault.start()
+    vault.ready()  # the baseline of every watched file
+    vault.kill9()
+
+    class Crash(Exception):
+        pass
+
+    def crash(_rel: str) -> None:
+        raise Crash
+
+    prompts = {"vault/prompts/brief.md": "Write the briefing for {date}.\nCONTEXT: {context}\n",
+               "vault/prompts/notes.md": "Write terse notes for {date}.\n"}
+    changes = {rel: (sha256_file(vault.tmp / rel), text) for rel, text in prompts.items()}
+    with pytest.raises(Crash):
+        apply_files(vault.tmp, changes, on_written=crash)  # the first file landed, the journal is committed
+    vault.start()
+    vault.ready(len(vault.notify.messages))
+    assert {p: (vault.tmp / p).read_text() for p in prompts} == prompts  # rolled forward: both files new
+    changed = vault.events(Task.Changed)  # type: ignore[attr-defined]
+    assert sorted((c.path, c.by) for c in changed) == [("prompts/brief.md", "cycle"), ("prompts/notes.md", "cycle")]
+    assert not [r for r in vault.events(Task.Ran) if r.source == "shadow"]  # no verification of our own change
     vault.signal(signal.SIGTERM)
     assert vault.wait() == 0

@@ -112,3 +112,24 @@ def test_an_oversized_file_is_carried_clipped_and_never_edited(tmp_path: Path) -
     from handlers.proposers import rules
 
     assert all("prompts/research-radar.md" not in d.paths for d in rules.propose(ev))
+
+
+def test_runs_before_the_tasks_own_kept_change_are_stale_evidence(tmp_path: Path) -> None:
+    """After a cycle on a task changed its files, the logged runs describe files that are gone: their signatures
+    must not drive the next proposal (the rules would halve an already halved head -N). A change recorded by
+    another task's cycle (a producer growing for this consumer) leaves this task's evidence alone."""
+    services = seed_services(tmp_path)
+    try:
+        before = {s.name for s in diagnose("output-judge", services).signatures}
+        assert "context_overflow" in before
+        writer = {s.name for s in diagnose("blog-writer", services).signatures}
+        for key, task, changed in (("output-judge-c1", "output-judge", "output-judge"),
+                                   ("blog-drafter-c1", "blog-drafter", "blog-writer")):
+            services.store.start_cycle(key, task, "cycle", None, "test")
+            services.store.record_change(changed, "scripts/x.sh", None, "0" * 64, "", by="cycle", cycle_id=key)
+        after = diagnose("output-judge", services)
+        assert "context_overflow" not in {s.name for s in after.signatures} and after.runs == ()
+        assert {s.name for s in diagnose("blog-writer", services).signatures} == writer
+        assert "output-judge" not in [r.task for r in rank_tasks(services) if "context_overflow" in r.signatures]
+    finally:
+        services.close()

@@ -92,7 +92,7 @@ def world(tmp_path: Path) -> World:
 
 def test_human_edit_records_changed_for_every_task_reading_the_path_and_queues_verification(world: World) -> None:
     policies.handle(FileEdited("scripts/collect.sh", "a", "b", "-x\n+y\n"), world.ctx)
-    assert world.store.commits == [[("brief", "scripts/collect.sh", "a", "b", "-x\n+y\n", "human")]]
+    assert world.store.commits == [[("brief", "scripts/collect.sh", "a", "b", "-x\n+y\n", "human", None)]]
     assert world.verifications == ["brief"]
 
 
