@@ -27,9 +27,13 @@ def _socket_send(message: str, env: Mapping[str, str]) -> bool:
         address = "\0" + address[1:]
     elif address[0] != "/":
         return False  # vsock and other transports: not spoken here
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.connect(address)
-        sock.sendall(message.encode())
+    # Non-blocking: a reader that stopped reading must never stall the daemon; a lost STATUS is harmless.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
+        try:
+            sock.connect(address)
+            sock.send(message.encode())
+        except OSError:
+            return False
     return True
 
 
