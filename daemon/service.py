@@ -58,6 +58,7 @@ from handlers import policies
 from handlers.apply import apply_root
 from handlers.ingest import IngestReport, ingest_items
 from handlers.tasks import run_and_judge
+from handlers.weekly import secrets_of
 from projections.quality import quality_table
 from projections.runs import runs_table, scores_table
 
@@ -255,7 +256,9 @@ class Daemon:
             start_cycle=self._queue_cycle, queue_verification=self._queue_verification,
             refresh_findings=lambda start: refresh_after_events(svc, start_cycle=start),
             week_facts=self._week_facts, state_dir=state_dir(svc.config, self.opts.env),
-            log=lambda m: log.info(m))
+            log=lambda m: log.info(m),
+            complete=lambda *a, **kw: self.svc.models.complete(*a, **kw),  # the router a reload may replace
+            secrets=lambda: secrets_of(self.svc.config, self.opts.env))
 
     # ---- what policies ask ------------------------------------------------------------------------------
 
@@ -316,14 +319,13 @@ class Daemon:
             a, b = sum(last[task]) / len(last[task]), sum(this[task]) / len(this[task])
             if b < a - 0.25:
                 regressions.append((task, a, b))
-        fixes = []
+        fixes, worst = [], 0  # up to 5 worst tasks with signatures, their 3 strongest each (handlers.weekly)
         for q in quality:
             sigs = task_signatures(q.task, config=svc.config, history=svc.history, read_text=svc.read_vault_text,
                                    reads=overlaps)
-            if sigs:
-                s = sigs[0]
-                fixes.append(policies.Fix(q.task, q.rolling_mean, s.name, s.lever, s.summary))
-            if len(fixes) >= 3:
+            fixes += [policies.Fix(q.task, q.rolling_mean, s.name, s.lever, s.summary) for s in sigs[:3]]
+            worst += bool(sigs)
+            if worst >= 5:
                 break
         return policies.WeekFacts(kept, regressions, fixes, discarded)
 

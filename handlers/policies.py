@@ -8,7 +8,8 @@
 |                  | shared sections changed); verification queued for those tasks                               |
 | EventsRecorded   | rolling score below `research.threshold` → a cycle (trigger `low_score:<mean>`); new        |
 |                  | findings → a cycle with both ends (`handlers.findings.on_finding_detected`)                 |
-| Tick             | loop mode inside the research window; the weekly quality gate report                        |
+| Tick             | loop mode inside the research window; the weekly quality gate report (top 3 next fixes from  |
+|                  | the LLM proposer when vault.yml lists one, else the rules: `handlers.weekly`)               |
 | CycleFinished    | counts towards loop-mode patience                                                           |
 
 Verification after a human edit (decided here): a SHADOW `run_and_judge` of each affected task, run as soon
@@ -33,6 +34,7 @@ from adapters.watch import script_paths
 from domain.config import VaultConfig
 from domain.window import in_window, window_day
 from handlers.findings import StartCycle
+from handlers.weekly import Complete, TopFixes, render_top, rules_top, scrub_all, top_fixes
 from projections.globs import matches
 from projections.quality import TaskQuality
 
@@ -107,7 +109,7 @@ class Fix:
 class WeekFacts:
     kept: list[KeptDelta]
     regressions: list[tuple[str, float, float]]  # task, last week's mean, this week's mean
-    fixes: list[Fix]  # candidates, worst task first
+    fixes: list[Fix]  # candidates, worst task first (a task's strongest signature first)
     discarded: int = 0
 
 
@@ -135,6 +137,8 @@ class Context:
     week_facts: Callable[[dt.datetime], WeekFacts]
     state_dir: Path
     log: Callable[[str], None] = lambda _m: None
+    complete: Complete | None = None  # the model router, for the weekly gate's LLM proposer (handlers.weekly)
+    secrets: Callable[[], Sequence[str]] = lambda: ()  # API keys: scrubbed from the report
     loop: LoopState = field(default_factory=LoopState)
     last_report: dt.datetime | None = None
 
@@ -307,16 +311,19 @@ def last_report_time(state_dir: Path, now: dt.datetime) -> dt.datetime | None:
 
 def write_quality_report(ctx: Context, now: dt.datetime) -> Path:
     facts = ctx.week_facts(now - dt.timedelta(days=7))
+    secrets = tuple(ctx.secrets())
+    top = top_fixes(facts, ctx.config, ctx.complete, secrets)
     path = ctx.state_dir / "reports" / f"quality-{now.date().isoformat()}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     from adapters.atomic import write_atomic
 
-    write_atomic(path, render_report(now.date(), facts))
-    ctx.log(f"weekly quality report: {path}")
+    write_atomic(path, scrub_all(render_report(now.date(), facts, top), secrets))
+    ctx.log(f"weekly quality report: {path} (top fixes from {top.source})")
     return path
 
 
-def render_report(day: dt.date, facts: WeekFacts) -> str:
+def render_report(day: dt.date, facts: WeekFacts, top: TopFixes | None = None) -> str:
+    """The report's markdown; the top list from `handlers.weekly` (the rules' when `top` is None)."""
     lines = [f"# autovault quality gate — week ending {day.isoformat()}", ""]
     lines += [f"## Kept deltas ({len(facts.kept)}; {facts.discarded} discarded)", ""]
     lines += [f"- `{k.task}` — {k.lever}: {k.description} (effect {_fmt(k.effect, signed=True)}, cycle {k.cycle})"
@@ -324,8 +331,7 @@ def render_report(day: dt.date, facts: WeekFacts) -> str:
     lines += ["", "## Regressions (this week's mean score below last week's)", ""]
     lines += [f"- `{t}`: {_fmt(a)} → {_fmt(b)}" for t, a, b in facts.regressions] or ["- none"]
     lines += ["", "## Top 3 recommended next fixes", ""]
-    lines += [f"{i}. `{f.task}` (rolling {_fmt(f.rolling)}): {f.signature} → lever **{f.lever}** — {f.summary}"
-              for i, f in enumerate(facts.fixes[:3], start=1)] or ["- nothing stands out: no failure signature"]
+    lines += render_top(top or rules_top(facts))
     return "\n".join(lines) + "\n"
 
 
