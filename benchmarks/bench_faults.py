@@ -9,9 +9,11 @@ history exists. Then, through the same code the CLI uses (`daemon.commands_cycle
 
 - found: the fault's signature appears in the diagnosis of its task (`handlers.diagnose.diagnose`);
 - the loop runs in process (`handlers.loop.run_loop`); a delta that waits for approval (scripts/**) is approved
-  by the benchmark at once (`approve_cycle`) and reported as approved;
+  by the benchmark at once through the loop's `approve` hook (`approve_cycle`) and reported as approved; the
+  loop's `reload` hook re-reads vault.yml after each kept edit of it;
 - fixed: a kept delta made by the fault's rule; afterwards the task is run again (shadow, same date and seed
-  as a run made before the loop) and the signature must be gone and its hard contract checks pass;
+  as a run made before the loop) and the signature must be gone and its hard contract checks pass (for a
+  training-data fault: the data audit must pass — nothing is retrained, so the runs cannot show a data fix);
 - cycles and model calls per fix: the cycles on that task up to the keep, and the calls their events recorded;
 - harmful keeps: a kept delta with a negative verified effect, or after which its task (or a task reading its
   outputs) scores lower in the after-loop run than in the before-loop run.
@@ -100,25 +102,28 @@ class Bench:
     svc: Services
     deps: CycleDeps
     steps: list[Step] = field(default_factory=list)
+    approved: dict[str, CycleResult] = field(default_factory=dict)  # cycle key -> what approving it did
     say: Callable[[str], None] = lambda _m: None
 
-    def reload(self) -> None:
-        """A kept delta may have changed vault.yml: the next cycles must see the live config (see the report)."""
+    def reload(self, deps: CycleDeps) -> CycleDeps:
+        """The loop's reload hook: a kept delta changed vault.yml, so the next cycles (and approvals, and the
+        after-loop runs) see the live config."""
         cfg = load_config(self.cfg_path, {})
         self.svc.config = cfg
-        self.deps.verify = dataclasses.replace(self.deps.verify, config=cfg)
+        self.deps = dataclasses.replace(deps, verify=dataclasses.replace(deps.verify, config=cfg))
+        return self.deps
+
+    def approve(self, r: CycleResult) -> CycleResult:
+        """The loop's approve hook: the benchmark approves every delta that waits (scripts/**) at once."""
+        a = approve_cycle(self.deps, r.key)
+        self.approved[r.key] = a
+        return a
 
     def on_result(self, r: CycleResult) -> None:
-        step = Step(len(self.steps) + 1, r, calls=_calls(r))
-        if r.outcome == "awaiting_approval":
-            step.approved = a = approve_cycle(self.deps, r.key)
-            if a.kept:  # the loop reads the result after this callback: an approved delta is a kept one
-                r.outcome, r.commit, r.reason = a.outcome, a.commit, f"approved by the bench; {a.reason}"
+        step = Step(len(self.steps) + 1, r, approved=self.approved.get(r.key), calls=_calls(r))
         self.steps.append(step)
-        if step.kept:
-            self.reload()
         what = r.delta.description if r.delta is not None else "-"
-        extra = f" (approval: {step.approved.outcome})" if step.approved is not None else ""
+        extra = " (approved by the bench)" if step.approved is not None else ""
         self.say(f"c{step.n:02d} [{r.task}] {r.outcome}{extra}: {what} — {r.reason}")
 
 
@@ -213,8 +218,9 @@ def setup(dest: Path, host: str, only: Collection[str] | None = None) -> tuple[P
     return cfg_path, svc
 
 
-def found_signatures(svc: Services, tasks: Sequence[str]) -> dict[str, set[str]]:
-    return {t: {s.name for s in diagnose(t, svc).signatures} for t in tasks}
+def found_signatures(svc: Services, tasks: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """task -> signature name -> its evidence, as diagnosis shows them before the loop."""
+    return {t: {s.name: dict(s.evidence) for s in diagnose(t, svc).signatures} for t in tasks}
 
 
 def attribute(rows: list[FaultRow], steps: list[Step], cfg: VaultConfig) -> None:
@@ -311,15 +317,17 @@ def run_bench(dest: Path, *, target: float = 4.5, patience: int = 3, max_cycles:
                 quality = {q.task: q.rolling_mean for q in quality_table(conn)}
             quality = {t: quality.get(t) for t in svc.config.tasks}
             report = run_loop(bench.deps, quality, target=target, patience=patience, max_cycles=max_cycles,
-                              on_result=bench.on_result)
-            bench.reload()
+                              on_result=bench.on_result, approve=bench.approve, reload=bench.reload)
+            bench.reload(bench.deps)
             cfg = svc.config
             after = {t: probe(svc, t) for t in enabled}
             rows = [FaultRow(f, f.signature in sigs[f.task]) for f in faults]
             attribute(rows, bench.steps, cfg)
             for r in rows:
                 p = after[r.fault.task]
-                r.contract_ok = p.contract_ok
+                # a training-data fault is a property of the data, fixed when its audit passes: nothing is
+                # retrained here, so the task's runs (and their contract) cannot show it either way
+                r.contract_ok = p.contract_ok or r.fault.signature.startswith("training_data_")
                 r.failing = [c.name for c in p.contract if not c.passed] + ([] if p.run.status == "ok" else ["status"])
                 r.gone = not still_shows(cfg, svc, r.fault, p)
             harmful = harmful_keeps(bench.steps, cfg, before, after)
@@ -334,6 +342,9 @@ def run_bench(dest: Path, *, target: float = 4.5, patience: int = 3, max_cycles:
     for r in rows:
         if r not in fixed_rows:
             out(f"  {r.fault.id} not fixed: {why_not(r, bench.steps, report)}")
+            not_mined = sigs[r.fault.task].get(r.fault.signature, {}).get("not_mined")
+            if not_mined:
+                out(f"      nothing to mine: {not_mined}")
     for t, p in sorted(after.items()):
         if p.universal_failures and any(r.fault.task == t for r in rows):
             out(f"  note: {t}'s after-loop run fails universal checks {', '.join(p.universal_failures)} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib
 import sys
 from collections.abc import Callable
@@ -97,6 +98,18 @@ def cycle_deps(svc: Services, progress: Callable[[str], None]) -> CycleDeps:
     return CycleDeps(store=svc.store, verify=verify, diagnose=diagnoser(svc), proposers=proposers(svc))
 
 
+def reloader(svc: Services, progress: Callable[[str], None]) -> Callable[[CycleDeps], CycleDeps]:
+    """After a kept vault.yml edit: read the file again into `svc` and rebuild the deps' config-bound parts
+    (verify config, runner, history, diagnosis, proposers), keeping the lock and the dedup claims."""
+
+    def reload(deps: CycleDeps) -> CycleDeps:
+        svc.config = load_config(svc.config.source, dict(svc.env))
+        fresh = cycle_deps(svc, progress)
+        return dataclasses.replace(deps, verify=fresh.verify, diagnose=fresh.diagnose, proposers=fresh.proposers)
+
+    return reload
+
+
 def _result_json(r: CycleResult) -> dict[str, Any]:
     v = r.verification
     return {"cycle": r.key, "task": r.task, "outcome": r.outcome, "reason": r.reason, "commit": r.commit,
@@ -185,7 +198,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
                 print(f"[{r.task}] {r.outcome}: {r.delta.description if r.delta else '-'} — {r.reason}", flush=True)
 
         report = run_loop(cycle_deps(svc, say), quality, target=target, patience=patience,
-                          max_cycles=args.max_cycles, jobs=jobs, on_result=shown)
+                          max_cycles=args.max_cycles, jobs=jobs, on_result=shown, reload=reloader(svc, say))
         svc.projections.catch_up()
     _print_loop(report, args.json)
     return 1 if any(r.outcome == "failed" for r in report.results) and report.kept == 0 else 0

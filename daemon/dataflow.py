@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from adapters.eventstore import VaultStore
 from daemon.bootstrap import Services
+from domain.config import VaultConfig
 from handlers.findings import StartCycle, on_finding_detected, refresh_findings
 from projections.dataflow import KINDS, FindingSpec, check, glob_exists
 from projections.dataflow_state import DataflowState, vault_artifact_reader
@@ -19,16 +20,24 @@ from projections.runner import ProjectionRunner
 
 _states: weakref.WeakKeyDictionary[VaultStore, DataflowState] = weakref.WeakKeyDictionary()
 _runners: weakref.WeakKeyDictionary[VaultStore, ProjectionRunner] = weakref.WeakKeyDictionary()
+_wired: weakref.WeakKeyDictionary[VaultStore, VaultConfig] = weakref.WeakKeyDictionary()  # config the graph has
 
 
 def dataflow_for(svc: Services) -> DataflowState:
-    """The store's graph state, rebuilt from its events on first use and caught up on every call."""
+    """The store's graph state, rebuilt from its events on first use and caught up on every call.
+
+    A reloaded vault.yml (the daemon, or a loop after a kept delta, replaces `svc.config`) is wired in first,
+    so a postprocessor or a changed `requires` counts from the next check on, not from the next restart.
+    """
     state = _states.get(svc.store)
     if state is None:
         state = _states[svc.store] = DataflowState.build(
             svc.config, svc.store, svc.store.blobs.get_text, vault_artifact_reader(svc.config.root))
     else:
+        if _wired.get(svc.store) is not svc.config:
+            state.update_config(svc.config)
         state.catch_up()
+    _wired[svc.store] = svc.config
     return state
 
 

@@ -46,6 +46,7 @@ from handlers.apply import (
     stale_paths,
 )
 from handlers.verify import Arm, Verification, VerifyDeps, candidate_arm, verify
+from handlers.verify_data import is_data_delta, verify_data
 
 Evidence = Any
 Proposer = Callable[[Evidence], list[Delta]]
@@ -308,9 +309,10 @@ def _record_verified(deps: CycleDeps, key: str, v: Verification, what: str) -> N
     base = [sum(v.baseline[i]) / len(v.baseline[i]) for i in ids]
     cand = [sum(v.candidate[i]) / len(v.candidate[i]) for i in ids]
     detail = {**v.detail(), "verified": what}
+    interval = [] if v.data_rule is not None else list(v.decision.interval)  # no runs, no interval
     deps.store.update_cycle(key, lambda c: c.verified(
-        baseline=base, candidate=cand, effect=v.decision.effect, interval=list(v.decision.interval),
-        decision=v.verdict, rule=v.rule.as_dict(), guardrails=list(v.guardrails), cost=v.cost.as_dict(),
+        baseline=base, candidate=cand, effect=v.decision.effect, interval=interval,
+        decision=v.verdict, rule=v.rule_record(), guardrails=list(v.guardrails), cost=v.cost.as_dict(),
         detail=detail))
     deps.verify.progress(f"{v.decision.verdict}: {v.decision.reason}")
 
@@ -319,9 +321,12 @@ def _verify_and_decide(deps: CycleDeps, key: str, delta: Delta, before: dict[str
                        result: CycleResult, *, rebase: bool = True) -> CycleResult:
     files, config_text = split_edits(delta)
     vd = deps.verify
-    v = verify(vd, delta.task, Arm({}, vd.config), candidate_arm(vd, files, config_text), cycle=key)
+    if is_data_delta(delta, vd.config):  # training data: its audit decides (runs cannot show a data edit)
+        v = verify_data(vd.config, delta, files)
+    else:
+        v = verify(vd, delta.task, Arm({}, vd.config), candidate_arm(vd, files, config_text), cycle=key)
     result.verification = v
-    _record_verified(deps, key, v, "delta")
+    _record_verified(deps, key, v, "training data by its audit" if v.data_rule is not None else "delta")
     if v.verdict != "keep":
         return _discard(deps, key, result, v.decision.reason)
     paths = approval_paths(delta, vd.config)

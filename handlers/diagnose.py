@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import fmean
 from typing import Any, Protocol
@@ -261,6 +261,19 @@ def rank_tasks(deps: Deps, *, exclude: Iterable[str] = ()) -> list[Ranked]:
     return sorted(out, key=lambda r: r.key)
 
 
+STATIC_SIGNATURES = frozenset({"section_regex_leak", "subprocess_loop", "training_data_too_few",
+                               "training_data_imbalanced"})
+
+
+def static_signatures(task: str, config: VaultConfig, read: Callable[[str | None], str]) -> list[str]:
+    """The task's open signatures that show in its files, not its runs (script lints, the data audit): a task
+    at target can still carry them, and they stay open until a kept delta changes the file."""
+    tc = config.task(task)
+    audit, _ = _audit(config, tc)
+    notes = [*_lint_notes(task, tc, read), *(_audit_notes(task, audit) if audit is not None else [])]
+    return [n.name for n in notes if n.name in STATIC_SIGNATURES]
+
+
 def choose_bottleneck(deps: Deps, *, exclude: Iterable[str] = ()) -> str | None:
     ranked = rank_tasks(deps, exclude=exclude)
     return ranked[0].task if ranked else None
@@ -305,6 +318,11 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
              for f in findings if not any(s.name == f.kind for s in sigs)]
     sigs.sort(key=lambda s: -SEVERITY_RANK.get(s.severity, 1))
 
+    mined = _mine(tc, read, views, run_scores, audit, data_texts)
+    if audit is not None and audit.too_few and not mined:  # say why nothing could be mined
+        why_not = _why_not_mined(cfg.root, tc, views, run_scores)
+        sigs = [replace(s, evidence={**s.evidence, "not_mined": why_not}) if s.name == "training_data_too_few"
+                else s for s in sigs]
     failing = sorted({c for v in views for c in v.failing})
     reasons = _judge_reasons(deps, task)
     upstream, downstream = _neighbours(cfg, task, views, deps.history)
@@ -319,7 +337,7 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
         upstream=tuple(upstream), downstream=tuple(downstream), files=files,
         script_inputs=_script_inputs(cfg.root, files), input_headings=_input_headings(cfg.root, tc),
         data_audit=audit.as_dict() if audit is not None else None,
-        mined=tuple(_mine(tc, read, views, run_scores, audit, data_texts)),
+        mined=tuple(mined),
         editable=tuple(cfg.research.editable), approve=tuple(cfg.research.approve),
         output_tokens_complete=tuple(v.output_tokens for v in views
                                      if v.ok and not is_truncated(v.done_reason) and v.output_tokens),
@@ -653,5 +671,50 @@ def _mine(tc: TaskConfig, read: Callable[[str | None], str], views: Sequence[Run
     return out
 
 
-__all__ = ["Evidence", "FileText", "Neighbour", "Ranked", "RunExcerpt", "SignatureNote", "choose_bottleneck",
-           "diagnose", "rank_tasks", "rolling_scores"]
+def _why_not_mined(root: Path, tc: TaskConfig, views: Sequence[RunView], scores: Mapping[str, float],
+                   min_score: float = 4.0, sample: int = 50) -> str:
+    """Why a too-small training set got no mined examples: no good past output, and whether the vault's own
+    material could stand in. A section the task's contract names, taken from its input files, is an honest
+    gold output only if it passes that contract itself; one that fails it would train the very failure."""
+    scored = [scores[v.run_id] for v in views if v.run_id in scores]
+    runs = (f"no run scored ≥ {min_score:g} (best {max(scored):g} of {len(scored)} scored)" if scored
+            else "no scored run to mine")
+    if not tc.expect.sections:
+        return f"{runs}; the contract names no section the vault's notes could supply"
+    section = tc.expect.sections[0]
+    passing = failing = 0
+    detail = ""
+    for pattern in tc.inputs:
+        for g in globs.to_pathlib(pattern):
+            for p in sorted(root.glob(g))[:sample]:
+                text = _section_of(p.read_text(encoding="utf-8", errors="replace"), section) if p.is_file() else ""
+                if not text:
+                    continue
+                bad = [c for c in contract_checks(text, tc.expect, ()) if not c.passed]
+                passing, failing = passing + (not bad), failing + bool(bad)
+                detail = detail or "; ".join(f"{c.name}: {c.detail}" for c in bad)
+    if not passing and not failing:
+        return f"{runs}; the task's input files hold no '{section}' section"
+    if not passing:
+        return (f"{runs}; the inputs' '{section}' sections ({failing}) all fail the task's own contract ({detail}): "
+                "examples made from them would train that failure")
+    return f"{runs}; {passing} input '{section}' sections pass the contract (not turned into examples by rules)"
+
+
+def _section_of(text: str, heading: str) -> str:
+    """The markdown section `heading` (its heading line included) up to the next heading of its level or above."""
+    level = len(heading) - len(heading.lstrip("#"))
+    out: list[str] = []
+    for line in text.splitlines():
+        if out:
+            marks = len(line) - len(line.lstrip("#"))
+            if 0 < marks <= level and line[marks:marks + 1] == " ":
+                break
+            out.append(line)
+        elif line.strip() == heading.strip():
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+__all__ = ["STATIC_SIGNATURES", "Evidence", "FileText", "Neighbour", "Ranked", "RunExcerpt", "SignatureNote",
+           "choose_bottleneck", "diagnose", "rank_tasks", "rolling_scores", "static_signatures"]

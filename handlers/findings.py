@@ -4,6 +4,15 @@
 holding is resolved once (the store's `detect_finding` / `resolve_finding` are no-ops otherwise), so two
 processes refreshing at once cannot double-count. Only the data-flow kinds are ever resolved here: other
 Finding kinds (a training-data audit, say) belong to whoever detects them.
+
+The `tasks` a finding hands to `start_cycle` name both ends, but `handlers.cycle.run_cycle` takes no list of
+evidence tasks (the daemon keeps it in its job and the trigger text only). Both ends still reach the proposer:
+`handlers.diagnose.diagnose(producer)` reads the open data-flow findings naming the producer (so the mismatch
+is a signature whose evidence names the consumer, and `Evidence.tasks` is (producer, consumer)) and always
+packs the producer's downstream consumers with their `requires`/`expect` beside the producer's observed output
+sizes, and vault.yml, where those contracts live. The rules proposer's `grow_for_consumer` delta carries
+tasks=(producer, consumer), so its apply records a Changed on both and names that cycle as the resolver.
+The consumer's own prompt and scripts are not in the pack. tests/test_findings_loop.py pins all of this.
 """
 
 from __future__ import annotations

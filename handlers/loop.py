@@ -6,7 +6,15 @@ row keep nothing, or `max_cycles` ran.
   pick a task it just fixed because the projection has not seen a new run yet).
 - A task whose cycle found nothing to propose (every proposal rejected or a duplicate) is not picked again in
   this loop: nothing new can be tried until its evidence changes. Such a cycle does not count toward
-  `patience` (it tried nothing); discarded, failed and approval-waiting cycles do.
+  `patience` (it tried nothing); discarded and failed cycles do.
+- When no task under target is left, tasks already at target that still show an open static signature (a
+  script lint or a training-data audit: `subprocess_loop`, `section_regex_leak`, `training_data_*`) are picked,
+  worst first, still within `patience`: such a fault shows in the files, not in the score.
+- A kept delta that waits for approval: with an `approve` hook (the benchmark approves at once) the hook's
+  result is the cycle's result; without one (the CLI) it stays waiting for a human and is progress, not a
+  failure — it does not count toward `patience`, and its task is not picked again (its files will change).
+- After a kept delta that edited vault.yml the config is reloaded (`reload`, by default the file re-read
+  into the verify deps) so the next cycle verifies against the current file, not the one the loop began with.
 - `jobs > 1` runs cycles in threads on tasks whose files are disjoint (prompt, scripts, inputs, outputs:
   no glob of one overlaps a glob of the other). The store serializes writes; applies are serialized by the
   cycle's lock and still hash-checked, so two deltas to one vault.yml never overwrite each other.
@@ -14,13 +22,16 @@ row keep nothing, or `max_cycles` ran.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from adapters.config_loader import load_config
 from domain.config import TaskConfig, VaultConfig
 from handlers.cycle import CycleDeps, CycleResult, run_cycle
+from handlers.diagnose import static_signatures
 from handlers.verify import Verification
 from projections.globs import overlaps
 
@@ -37,12 +48,15 @@ class LoopReport:
         return sum(1 for r in self.results if r.kept)
 
 
-def estimate_after(before: float | None, v: Verification) -> float:
+def estimate_after(before: float | None, v: Verification) -> float | None:
     """A task's quality after a kept delta: its score plus the paired effect measured in verification (the
-    candidate arm's mean when the task had no score), capped at 5."""
+    candidate arm's mean when the task had no score), capped at 5. A delta verified without runs (training
+    data, by its audit) leaves the estimate as it was."""
+    cand = v.candidate
+    if not cand:
+        return before
     if before is None:
-        cand = v.candidate
-        return sum(sum(x) / len(x) for x in cand.values()) / max(1, len(cand))
+        return sum(sum(x) / len(x) for x in cand.values()) / len(cand)
     return min(5.0, before + v.decision.effect)
 
 
@@ -79,10 +93,49 @@ def pick(config: VaultConfig, quality: Mapping[str, float | None], target: float
     return chosen
 
 
+OpenSignatures = Callable[[str], Collection[str]]  # task -> its open static (lint / audit) signatures
+Approve = Callable[[CycleResult], CycleResult]
+Reload = Callable[[CycleDeps], CycleDeps]
+
+
+def pick_static(config: VaultConfig, quality: Mapping[str, float | None], skip: set[str], jobs: int,
+                open_signatures: OpenSignatures) -> list[str]:
+    """Up to `jobs` enabled tasks (at target: the under-target ones were picked first) with an open static
+    signature, worst first, pairwise disjoint."""
+    ready = [t for t in config.tasks if t not in skip and config.tasks[t].enabled and open_signatures(t)]
+    ready.sort(key=lambda t: (quality.get(t) is None, quality.get(t) or 0.0, t))
+    chosen: list[str] = []
+    for t in ready:
+        if all(disjoint(config.tasks[t], config.tasks[c]) for c in chosen):
+            chosen.append(t)
+        if len(chosen) >= jobs:
+            break
+    return chosen
+
+
+def reload_config(deps: CycleDeps) -> CycleDeps:
+    """The deps with vault.yml read again (the verify deps' config; runner and history do not depend on it)."""
+    v = deps.verify
+    return dataclasses.replace(deps, verify=dataclasses.replace(v, config=load_config(v.config.source, dict(v.env))))
+
+
+def _static_of(deps: CycleDeps) -> OpenSignatures:
+    return lambda task: static_signatures(task, deps.verify.config, deps.verify.read_text)
+
+
+def _edits_config(r: CycleResult) -> bool:
+    return r.kept and r.delta is not None and any(e.in_config for e in r.delta.edits)
+
+
 def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: float, patience: int,
              max_cycles: int | None = None, jobs: int = 1,
-             on_result: Callable[[CycleResult], None] = lambda _r: None) -> LoopReport:
-    """Chain cycles; `quality` is task -> rolling mean (None: never scored) when the loop starts."""
+             on_result: Callable[[CycleResult], None] = lambda _r: None, approve: Approve | None = None,
+             reload: Reload | None = reload_config, open_signatures: OpenSignatures | None = None) -> LoopReport:
+    """Chain cycles; `quality` is task -> rolling mean (None: never scored) when the loop starts.
+
+    `approve` decides deltas that wait for approval (None: they wait for a human); `reload` rebuilds the deps
+    after a kept vault.yml edit (None: never); `open_signatures` gives a task's open static signatures (default:
+    `handlers.diagnose.static_signatures` on the live files)."""
     config = deps.verify.config
     before = {t: quality.get(t) for t in config.tasks}
     now = dict(before)
@@ -95,23 +148,36 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
                 report.stopped = f"max cycles ({max_cycles}) reached"
                 break
             room = jobs if max_cycles is None else min(jobs, max_cycles - len(report.results))
+            config = deps.verify.config
             tasks = pick(config, now, target, skip, room)
             if not tasks:
-                left = [t for t, q in now.items() if q is None or q < target]
+                tasks = pick_static(config, now, skip, room, open_signatures or _static_of(deps))
+            if not tasks:
+                left = [t for t, q in now.items() if (q is None or q < target) and t in config.tasks
+                        and config.tasks[t].enabled]
                 report.stopped = (f"every task reached {target:g}" if not left
                                   else f"nothing left to try for {', '.join(sorted(left))}")
                 break
-            futures = [pool.submit(run_cycle, deps, t, mode="loop", target=target, trigger="loop") for t in tasks]
+            current = deps
+            futures = [pool.submit(run_cycle, current, t, mode="loop", target=target, trigger="loop") for t in tasks]
+            reloaded = False
             for fut in futures:
                 r = fut.result()
+                if r.outcome == "awaiting_approval" and approve is not None:
+                    decided = approve(r)
+                    decided.verification = decided.verification or r.verification
+                    r = decided
                 report.results.append(r)
                 on_result(r)
                 if r.kept and r.verification is not None:
                     now[r.task] = estimate_after(now.get(r.task), r.verification)
-                if r.outcome in ("nothing", "failed"):
-                    skip.add(r.task)
-                if r.outcome != "nothing":  # nothing to try costs nothing, and that task is not picked again
+                if r.outcome in ("nothing", "failed", "awaiting_approval"):
+                    skip.add(r.task)  # nothing new to try, or its files change only when a human decides
+                if r.outcome not in ("nothing", "awaiting_approval"):  # neither tried-and-failed: no patience spent
                     dry = 0 if r.kept else dry + 1
+                reloaded = reloaded or _edits_config(r)
+            if reloaded and reload is not None:
+                deps = reload(deps)
             if dry >= patience:
                 report.stopped = f"{dry} cycles in a row kept nothing (patience {patience})"
                 break

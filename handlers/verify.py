@@ -32,9 +32,13 @@ How an arm comparison is run (see /work/shared/notes/acceptance.md and `domain.a
   regression must also pass a one-sided sign test (p < 0.05) so a check flipping at random cannot veto a
   real gain.
 - **Simplicity.** A delta whose edited vault files are all the task's prompt or scripts and hold fewer words
-  in total (a shorter prompt, a simpler script) is `simpler`: equal score keeps it. Training data is not
-  weighed: a smaller data file is not a simpler task, and its effect shows only after training. So is a changed collector whose median time over the paired
-  inputs is at most 0.75× the baseline's (the seed's sed fork storm → one awk pass).
+  in total (a shorter prompt, a simpler script) is `simpler`: equal score keeps it. So is a changed collector
+  that is measurably cheaper (`handlers.collector_cost`): both collectors run interleaved on the first look's
+  inputs, and the CPU seconds of each one's process tree (wait4: user + sys, children included — not wall
+  time, which load decides) must be ≤ 0.75× the baseline's on more pairs than a one-sided sign test allows by
+  chance (p < 0.05) — the seed's sed fork storm → one awk pass. The measurement is in `Verified.detail`
+  (`collector_cost`). Training data is not weighed here: its deltas are decided by the data contract
+  (`handlers.verify_data`).
 - Both arms are judged against the *baseline's* contract and rubric: a delta cannot win by loosening
   its own `expect`. That contract includes what the task's consumers `require` of its output (min_words,
   sections), so raising an upstream size to meet a downstream need counts as an improvement.
@@ -73,6 +77,7 @@ from domain.config import TaskConfig, VaultConfig
 from domain.ids import sha256_text
 from domain.runs import Check, RunResult
 from domain.scoring import FLOOR, penalty
+from handlers.collector_cost import CollectorCost, compare_collectors
 from handlers.judge import JudgeResult, judge_run
 from handlers.tasks import consumers_of
 from projections.globs import overlaps
@@ -150,19 +155,31 @@ class Verification:
     cost: Cost
     inputs: list[str]
     notes: list[str] = field(default_factory=list)
+    collector_cost: dict[str, Any] | None = None  # the paired CPU measurement of a changed collector
+    data_rule: dict[str, Any] | None = None  # a training-data delta, decided by its audit (no runs, no Rule)
+    audit: dict[str, Any] | None = None  # that audit before and after
 
     @property
     def verdict(self) -> str:
         return self.decision.verdict
 
+    def rule_record(self) -> dict[str, Any]:
+        """The `Verified` event's rule: the acceptance Rule (replayable with `decide`), or the data-audit rule."""
+        return dict(self.data_rule) if self.data_rule is not None else self.rule.as_dict()
+
     def detail(self) -> dict[str, Any]:
         """What the `Verified` event records beyond its fixed fields: enough to replay the decision."""
-        return {
+        out: dict[str, Any] = {
             "samples": {"baseline": self.baseline, "candidate": self.candidate},
             "reason": self.decision.reason, "n_inputs": self.decision.n_inputs, "inputs": self.inputs,
             "simpler": self.simpler, "noise_floor": self.noise_floor, "noise_key": self.noise_key,
             "noise_measured": self.noise_measured, "notes": self.notes,
         }
+        if self.collector_cost is not None:
+            out["collector_cost"] = self.collector_cost
+        if self.audit is not None:
+            out["audit"] = self.audit
+        return out
 
 
 def llm_judged(config: VaultConfig) -> bool:
@@ -399,8 +416,12 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
         notes: list[str] = []
         if rule.min_effect > deps.config.research.min_effect:
             notes.append(f"min_effect raised from {deps.config.research.min_effect:g} to the noise floor {floor:.3g}")
-        is_simpler = simpler({p: _read(bws, p) for p in candidate.files}, candidate.files,
-                             task_scripts(v.base_task) | task_scripts(v.cand_task))
+        eligible = task_scripts(v.base_task) | task_scripts(v.cand_task)
+        is_simpler = simpler({p: _read(bws, p) for p in candidate.files}, candidate.files, eligible)
+        cost = _collector_cost(v, base, cand, days) if set(candidate.files) <= eligible else None
+        if cost is not None:
+            notes.append(cost.note())
+            is_simpler = is_simpler or cost.cheaper  # an equal score from a measurably cheaper collector
         while True:
             exact = not llm_judged(deps.config) and floor == 0
             vetoes = guardrail_regressions(base.checks, cand.checks, exact=exact)
@@ -416,7 +437,20 @@ def verify(deps: VerifyDeps, task: str, baseline: Arm, candidate: Arm, *, cycle:
         notes.append(f"collector faster: median {collect_ratio(base.collect_s, cand.collect_s):.2f}× the baseline's time")
     return Verification(decision=decision, rule=rule, baseline=base.scores, candidate=cand.scores,
                         guardrails=list(vetoes), simpler=is_simpler, noise_floor=floor, noise_key=key,
-                        noise_measured=measured, cost=v.cost, inputs=sorted(base.scores), notes=notes)
+                        noise_measured=measured, cost=v.cost, inputs=sorted(base.scores), notes=notes,
+                        collector_cost=cost.as_dict() if cost is not None else None)
+
+
+def _collector_cost(v: _Verifier, base: _ArmRun, cand: _ArmRun, days: list[str]) -> CollectorCost | None:
+    """A changed collector's CPU cost against the baseline's, on the first look's inputs (see collector_cost)."""
+    if not (v.own_collector and v.base_task.collect and v.cand_task.collect):
+        return None
+    runner = v.deps.runner
+    v.deps.progress(f"{v.name}: measuring both collectors' CPU time")
+    return compare_collectors((base.ws.root, v.base_task.collect), (cand.ws.root, v.cand_task.collect), days,
+                              task=v.name, timeout=max(v.base_task.timeout, v.cand_task.timeout),
+                              base_env=getattr(runner, "base_env", os.environ),
+                              passthrough=tuple(getattr(runner, "env_passthrough", ())))
 
 
 def mirror_dirs(live: Path, shadow: Path) -> None:

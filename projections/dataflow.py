@@ -565,6 +565,7 @@ def _shortfalls(req: dict[str, Any], samples: list[Sample]) -> list[dict[str, An
 
 
 def _never_written(graph: DataflowGraph, dead_after: int) -> list[FindingSpec]:
+    """Declared output patterns missed by `dead_after` ok runs in a row (a task without `outputs` has none)."""
     out = []
     for name in graph.tasks():
         cfg = graph.configs[name]
@@ -582,17 +583,21 @@ def _never_written(graph: DataflowGraph, dead_after: int) -> list[FindingSpec]:
 
 
 def _blocks_without_parser(graph: DataflowGraph, dead_after: int) -> list[FindingSpec]:
-    """Blocks declared, nothing to parse them, outputs not landing: the lesson-distiller case."""
+    """Blocks declared, nothing to parse them, outputs not landing: the lesson-distiller case.
+
+    A task that declares no `outputs` is skipped: its blocks are the product itself (the output-judge's
+    `name: score` lines, read from the run by whoever asked), so there are no files for a parser to write
+    and nothing that fails to land.
+    """
     out = []
     for name in graph.tasks():
         cfg = graph.configs[name]
         st = graph.stats(name)
-        if not cfg.enabled or cfg.expect.blocks is None or cfg.postprocess or st.ok_runs == 0:
+        if not cfg.enabled or not cfg.outputs or cfg.expect.blocks is None or cfg.postprocess or st.ok_runs == 0:
             continue
         recent = list(st.blocks)[-dead_after:]
         seen = any(b > 0 for b in recent)
-        not_landing = not cfg.outputs or st.missed >= 1
-        if not_landing and (seen or st.missed >= dead_after):
+        if st.missed >= 1 and (seen or st.missed >= dead_after):
             out.append(FindingSpec("blocks_without_parser", name, (name,), {
                 "regex": cfg.expect.blocks.regex, "blocks_recent": recent, "blocks_seen": seen,
                 "outputs": list(cfg.outputs), "runs_without_outputs": st.missed, "postprocess": None}, "error"))

@@ -284,6 +284,18 @@ def test_blocks_declared_never_seen_and_never_written_is_still_missing_a_parser(
     assert f.evidence["blocks_seen"] is False
 
 
+def test_blocks_on_a_task_without_outputs_are_its_product_not_a_missing_parser() -> None:
+    """The output-judge case: score lines as blocks, no `outputs`, read by nobody: never a finding."""
+    judge = task(inputs=["Posts/*.md"], expect={"blocks": {"regex": "^([a-z-]+): ([1-5])\\b", "min": 10}})
+    g = DataflowGraph.from_config(VaultConfig(vault=".", tasks={**seed().tasks, "output-judge": judge}))
+    for i in range(4):
+        run(g, "output-judge", i, blocks=12 if i % 2 else 0)
+        run(g, "lesson-distiller", i, blocks=2)
+    found = check(g, dead_after=3)
+    assert ("blocks_without_parser", "lesson-distiller") in kinds(found)  # the same runs on a task with outputs
+    assert not [f for f in found if "output-judge" in f.tasks]
+
+
 # ---- orphan_input / unread_output ---------------------------------------------------------------------------
 def test_orphan_input_needs_no_producer_and_no_file(tmp_path: Path) -> None:
     g = DataflowGraph.from_config(seed())

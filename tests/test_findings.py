@@ -94,6 +94,8 @@ def test_seed_logs_detect_the_planted_findings_once(vault_yml: Path, store_url: 
         ingest_seed(svc)
         detected, resolved = refresh_after_events(svc)
         assert keys(detected) >= PLANTED and resolved == []
+        # the output-judge's score lines are its product (it declares no outputs): not a missing parser
+        assert ("blocks_without_parser", "output-judge") not in keys(detected)
         mismatch = next(f for f in detected if f.key == MISMATCH)
         measures = {s["measure"]: s for s in mismatch.evidence["shortfalls"]}
         assert measures["words"]["required"] == 300 and measures["words"]["observed"] < 300
@@ -260,6 +262,8 @@ def test_cli_graph_draws_the_red_mismatch_and_findings_lists_it(vault_yml: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     with services(vault_yml) as svc:
         ingest_seed(svc)
+        # a subject with a character class (kept by refresh: not a data-flow kind), to show it is not markup
+        svc.store.detect_finding("training_data", "data/[a-z-]*.jsonl", ["knowledge-deepener"], {"examples": 5})
     cfg = ["--config", str(vault_yml)]
 
     assert main([*cfg, "graph"]) == 0
@@ -290,7 +294,7 @@ def test_cli_graph_draws_the_red_mismatch_and_findings_lists_it(vault_yml: Path,
     assert main([*cfg, "findings"]) == 0
     table = capsys.readouterr().out
     assert "too_small_for_consumer" in table and "words" in table and "< 300" in table
-    assert "[a-z-]" in table  # regexes in the evidence are shown, not read as markup
+    assert "data/[a-z-]*.jsonl" in table  # brackets in subjects and evidence are shown, not read as markup
 
 
 def test_cli_graph_png_defaults_to_graph_png(vault_yml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

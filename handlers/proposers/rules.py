@@ -47,6 +47,8 @@ STARVING = re.compile(
     r"\b(no (?:clear |visible )?(?:trends?|patterns?)|not enough (?:data|items|signals)|too few|"
     r"(?:appears?|seen) (?:only )?once|count=1\b)", re.IGNORECASE)
 WIDEN, NARROW = 5.0, 0.5
+DATA_LATER = ("verified by the data contract (audit); its effect on the model shows only after fine-tuning, "
+              "a later GPU experiment")
 SOLO_LEVERS = frozenset({"model", "candidates", "data", "postprocess"})  # a hypothesis of its own: never composed
 
 
@@ -400,7 +402,8 @@ def rebalance_data(ev: Evidence, texts: Texts) -> Change | None:
         return None
     changed, removed = result
     return Change("rebalance_data", "data", f"{ev.task}: drop {removed} thin {sig.evidence['label']} examples",
-                  f"label {sig.evidence['label']} is {sig.evidence['share']} of the data > {sig.evidence['max_class_share']}",
+                  f"label {sig.evidence['label']} is {sig.evidence['share']} of the data > {sig.evidence['max_class_share']}"
+                  f"; {DATA_LATER}",
                   ("training_data_imbalanced",), dict(changed), meta={"removed": removed})
 
 
@@ -414,8 +417,8 @@ def mine_data(ev: Evidence, texts: Texts) -> Change | None:
     if new is None:
         return None
     return Change("mine_data", "data", f"{ev.task}: add {len(ev.mined)} examples mined from high-scoring runs",
-                  "training_data_too_few: fewer examples than min_examples", ("training_data_too_few",),
-                  {data[0]: new}, meta={"sources": [m.get("source") for m in ev.mined]})
+                  f"training_data_too_few: fewer examples than min_examples; {DATA_LATER}", ("training_data_too_few",),
+                  {data[0]: new}, meta={"sources": [m.get("source") for m in ev.mined], "added": len(ev.mined)})
 
 
 RULES: tuple[tuple[str, Rule], ...] = (
