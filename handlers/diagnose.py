@@ -327,6 +327,10 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
     reasons = _judge_reasons(deps, task)
     upstream, downstream = _neighbours(cfg, task, views, deps.history)
     involved = [task, *_short_consumers(sigs)]
+    for other in involved[1:]:  # both ends of a mismatch: the consumer's prompt may be what has to change
+        rel = cfg.tasks[other].prompt if other in cfg.tasks else None
+        if rel and rel not in files and (cfg.root / rel).is_file():
+            files[rel] = _file(rel, read(rel), "consumer-prompt")
     return Evidence(
         task=task, tasks=tuple(dict.fromkeys(involved)), why=why, score=score,
         config_name=cfg.source.name, config_block=_config_block(cfg, task),

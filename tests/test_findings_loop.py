@@ -121,6 +121,8 @@ def test_a_cycle_started_by_the_mismatch_sees_both_ends(bench: tuple[Path, Servi
     assert note is not None and note.source == "finding" and note.evidence["consumer"] == "blog-writer"
     assert {s["measure"] for s in note.evidence["shortfalls"]} == {"words", "facts"}
     assert "vault.yml" in evidence.files  # where the consumer's `requires` lives, so a delta may change it too
+    writer_prompt = evidence.files["prompts/blog-writer.md"]  # and the consumer's own prompt
+    assert writer_prompt.role == "consumer-prompt" and writer_prompt.text
 
     # started the way the daemon starts it: run_cycle is not handed the finding's task list
     deps = cycle_deps(svc, lambda _m: None)
