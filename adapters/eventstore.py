@@ -164,12 +164,14 @@ def run_fields(result: RunResult, output_hash: str, context_hash: str | None, cy
 
 
 def from_ingested(run: IngestedRun) -> RunResult:
-    """A heartbeat-log run as a run record; its single duration becomes the `model` phase."""
+    """A heartbeat-log run as a run record; its single duration becomes the `model` phase, its logged
+    collector output (if any) the run's context, stored as a blob like a daemon run's."""
     return RunResult(
         run_id=run.run_id, task=run.task, started=run.started, status=run.status, model=run.model,
         options=dict(run.options), output=run.output, done_reason=run.done_reason,
         prompt_tokens=run.prompt_tokens, output_tokens=run.output_tokens, thinking_tokens=run.thinking_tokens,
         artifacts=dict.fromkeys(run.artifacts, ""), durations={"model": run.duration_s}, source="log",
+        context=run.context,
     )
 
 

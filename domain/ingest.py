@@ -3,12 +3,14 @@
     {"type": "run", "task": "morning-briefing", "run_id": "hb-1" (optional), "started": "2026-03-18T06:30:00Z",
      "model": "ollama:qwen3:8b", "options": {"num_predict": 300}, "duration_s": 12.3, "prompt_tokens": 812,
      "output_tokens": 300, "thinking_tokens": 0, "done_reason": "length", "status": "ok", "output": "...",
-     "artifacts": ["Briefings/2026-03-18.md"]}
+     "artifacts": ["Briefings/2026-03-18.md"], "context": "..." (optional)}
     {"type": "score", "task": "morning-briefing", "run_id": "hb-1" (or "started" of the run), "score": 3,
      "judge": "output-judge", "reasons": ["truncated mid-section"]}
 
 A run without `run_id` gets one derived from the line's canonical JSON, so ingesting the same line twice
-is one event. A score without `run_id` points at its run through `task` + `started`.
+is one event. A score without `run_id` points at its run through `task` + `started`. A run's optional
+`context` is the collector output its prompt carried: stored with the run, it lets a good run become a
+training example (the prompt it answered, not just the answer).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class IngestedRun:
     status: str
     output: str
     artifacts: list[str] = field(default_factory=list)
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ def _run(obj: dict[str, Any], where: str) -> IngestedRun:
         status=_opt(obj, "status", str, "ok", where),
         output=_opt(obj, "output", str, "", where),
         artifacts=[str(a) for a in artifacts],
+        context=_opt(obj, "context", str, "", where),
     )
 
 

@@ -34,6 +34,8 @@ from handlers.tasks import History, consumers_of, task_signatures
 from projections import globs
 
 RUNS = 8  # runs the signatures look at
+MINE_RUNS = 500  # past runs mining looks through: good runs can be old, the window only bounds the read
+MINE_MAX = 50  # examples one mining delta may add
 EXCERPT_RUNS = 4  # runs quoted in the evidence
 OUTPUT_CHARS = 700  # per quoted output (head and tail)
 CONTEXT_CHARS = 300  # per quoted context
@@ -318,9 +320,10 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
              for f in findings if not any(s.name == f.kind for s in sigs)]
     sigs.sort(key=lambda s: -SEVERITY_RANK.get(s.severity, 1))
 
-    mined = _mine(tc, read, views, run_scores, audit, data_texts)
+    past = deps.history.views(task, MINE_RUNS) if audit is not None and audit.too_few else []
+    mined = _mine(tc, read, past, run_scores, audit, data_texts)
     if audit is not None and audit.too_few and not mined:  # say why nothing could be mined
-        why_not = _why_not_mined(cfg.root, tc, views, run_scores)
+        why_not = _why_not_mined(cfg.root, tc, past, run_scores)
         sigs = [replace(s, evidence={**s.evidence, "not_mined": why_not}) if s.name == "training_data_too_few"
                 else s for s in sigs]
     failing = sorted({c for v in views for c in v.failing})
@@ -650,7 +653,9 @@ def _input_headings(root: Path, tc: TaskConfig, sample: int = 20) -> tuple[str, 
 
 def _mine(tc: TaskConfig, read: Callable[[str | None], str], views: Sequence[RunView], scores: Mapping[str, float],
           audit: DataAudit | None, data: Mapping[str, str], min_score: float = 4.0) -> list[dict[str, Any]]:
-    """Training examples from this task's own high-scoring runs, in the data files' key shape."""
+    """Training examples from this task's own high-scoring runs (best score first, then newest), in the data
+    files' key shape. Every good run with a context not yet in the data is taken, up to MINE_MAX: more than
+    the `min_examples` floor is more real data, and the audit that verifies the delta only needs the floor."""
     if audit is None or not audit.too_few or not data:
         return []
     first = next((o for text in data.values() for _, o in parse_jsonl(text) if o), None)
@@ -663,8 +668,9 @@ def _mine(tc: TaskConfig, read: Callable[[str | None], str], views: Sequence[Run
     have = {str(o.get(keys[1])) for text in data.values() for _, o in parse_jsonl(text) if o}
     template = read(tc.prompt)
     out: list[dict[str, Any]] = []
-    for v in reversed(views):
-        if len(out) >= audit.min_examples - audit.examples:
+    newest_first = list(reversed(views))
+    for v in sorted(newest_first, key=lambda v: -scores.get(v.run_id, 0.0)):  # stable: newest first per score
+        if len(out) >= MINE_MAX:
             break
         good = scores.get(v.run_id, 0.0) >= min_score and v.ok and not is_truncated(v.done_reason)
         if not good or not v.context.strip() or v.output in have:

@@ -233,10 +233,15 @@ def test_planner_data_is_rebalanced_to_the_max_share(tmp_path: Path, evidence: d
     assert all(json.loads(ln)["completion"] == "NO-CHANGE\nAlready up to date." for ln in removed.elements())
 
 
-def test_too_few_examples_give_no_delta_without_runs_to_mine(evidence: dict[str, Evidence]) -> None:
-    ev = evidence["knowledge-deepener"]
-    assert ev.has("training_data_too_few") and ev.mined == ()  # F18 is reported, not faked
-    assert rules.propose(ev) == []
+def test_too_few_examples_are_mined_from_the_logged_good_runs(evidence: dict[str, Evidence]) -> None:
+    ev = evidence["knowledge-deepener"]  # F18: the heartbeat logs hold 13 good runs with their context
+    assert ev.has("training_data_too_few") and len(ev.mined) == 13
+    assert all(str(m["source"]).startswith("hb-2026-03-") and "deepener-" in str(m["source"]) for m in ev.mined)
+    assert ev.mined[0]["source"] == "hb-2026-03-12-knowledge-deepener-qlora"  # the one 5, then 4.5s newest first
+    assert not any(m["source"].endswith("-knowledge-deepener") for m in ev.mined)  # the 2.5 runs stay out
+    assert all("Note: Knowledge/" in m["prompt"] and m["completion"].startswith("## Key Facts\n- ") for m in ev.mined)
+    delta = rules.propose(ev)[0]
+    assert delta.lever == "data" and delta.meta["added"] == 13
 
 
 def test_too_few_examples_are_mined_from_high_scoring_runs(tmp_path: Path) -> None:
@@ -253,13 +258,15 @@ def test_too_few_examples_are_mined_from_high_scoring_runs(tmp_path: Path) -> No
         ev = diagnose("knowledge-deepener", svc)
     finally:
         svc.close()
-    assert [m["source"] for m in ev.mined] == ["deep-22", "deep-21", "deep-20"]
+    sources = [m["source"] for m in ev.mined]
+    assert len(sources) == 16 and sources[1:4] == ["deep-22", "deep-21", "deep-20"]  # by score, then newest
     delta = rules.propose(ev)[0]
     cfg = copy_seed(tmp_path / "copy")
     apply(delta, cfg)
     rows = [json.loads(ln) for ln in (cfg.parent / VAULT / "data/deepener.jsonl").read_text().splitlines()]
-    assert len(rows) == 8 and rows[-1]["completion"] == "## Key Facts\n- fact 20" and "Note: n20.md" in rows[-1]["prompt"]
-    assert set(rows[-1]) == {"prompt", "completion"}
+    assert len(rows) == 21 and rows[5]["completion"] == ev.mined[0]["completion"]  # appended after the 5
+    row = next(r for r in rows if r["completion"] == "## Key Facts\n- fact 20")
+    assert "Note: n20.md" in row["prompt"] and set(row) == {"prompt", "completion"}
 
 
 # ---- every delta, and silence where nothing is wrong -------------------------------------------------
