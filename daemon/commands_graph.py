@@ -13,7 +13,7 @@ from adapters.config_loader import load_config
 from daemon.bootstrap import Services, bootstrap, register_tasks
 from daemon.dataflow import current_findings, dataflow_for, findings_runner, refresh_after_events
 from daemon.output import print_json, table
-from projections.findings import FindingRow, findings
+from projections.findings import finding_summary, findings
 from projections.graph_render import to_dot, to_mermaid, to_png, to_text
 
 FORMATS = ("text", "dot", "mermaid", "png")
@@ -62,38 +62,10 @@ def cmd_findings(args: argparse.Namespace) -> int:
         return 0
     table("findings" + (" (open)" if args.open else ""), ["kind", "subject", "tasks", "severity", "state", "evidence"], [
         tuple(escape(str(c)) for c in (r.kind, r.subject, ", ".join(r.tasks), r.severity,
-                                         r.state + (f" by {r.by_cycle}" if r.by_cycle else ""), evidence_summary(r)))
+                                         r.state + (f" by {r.by_cycle}" if r.by_cycle else ""), finding_summary(r.kind, r.subject, r.evidence)))
         for r in rows
     ], caption=f"{sum(r.open for r in rows)} open, {sum(not r.open for r in rows)} resolved")
     return 0
-
-
-def evidence_summary(row: FindingRow) -> str:
-    """One line a person can act on; falls back to the subject when the evidence is not the usual shape."""
-    ev: dict[str, Any] = row.evidence
-    try:
-        if row.kind == "too_small_for_consumer":
-            return "; ".join(
-                f"{s['measure']} {s['observed']} < {s['required']}" if s["measure"] != "sections"
-                else f"missing {', '.join(s['missing'])}" for s in ev["shortfalls"])
-        if row.kind == "outputs_never_written":
-            return f"{', '.join(ev['patterns'])} not written for {ev['runs_without_outputs']} runs"
-        if row.kind == "blocks_without_parser":
-            seen = "in output" if ev.get("blocks_seen") else "declared"
-            return f"blocks {ev['regex']!r} {seen}, no postprocess, {ev['runs_without_outputs']} runs without outputs"
-        if row.kind == "low_after_upstream_change":
-            return f"score {ev['baseline']} -> {ev['scores_after']} after {ev['producer']} changed {ev['path']}"
-        if row.kind == "orphan_input":
-            return f"nothing produces {ev['glob']} and no file matches"
-        if row.kind == "unread_output":
-            return f"no task reads {ev['pattern']}"
-        if row.kind == "stale_output":
-            return f"same artifact content for {ev['runs']} runs"
-        if row.kind == "dependency_cycle":
-            return " -> ".join([*ev["cycle"], ev["cycle"][0]])
-    except (KeyError, TypeError, IndexError):
-        pass
-    return row.subject
 
 
 def add_parsers(sub: Any) -> None:

@@ -135,3 +135,31 @@ def open_keys(conn: Connection, kinds: Iterable[str] | None = None) -> set[tuple
     if kinds is not None:
         q = q.where(c.kind.in_(list(kinds)))
     return {(k, s) for k, s in conn.execute(q).all()}
+
+
+def finding_summary(kind: str, subject: str, evidence: dict[str, Any]) -> str:
+    """One line a person can act on; falls back to the subject when the evidence is not the usual shape."""
+    ev = evidence
+    try:
+        if kind == "too_small_for_consumer":
+            return "; ".join(
+                f"{s['measure']} {s['observed']} < {s['required']}" if s["measure"] != "sections"
+                else f"missing {', '.join(s['missing'])}" for s in ev["shortfalls"])
+        if kind == "outputs_never_written":
+            return f"{', '.join(ev['patterns'])} not written for {ev['runs_without_outputs']} runs"
+        if kind == "blocks_without_parser":
+            seen = "in output" if ev.get("blocks_seen") else "declared"
+            return f"blocks {ev['regex']!r} {seen}, no postprocess, {ev['runs_without_outputs']} runs without outputs"
+        if kind == "low_after_upstream_change":
+            return f"score {ev['baseline']} -> {ev['scores_after']} after {ev['producer']} changed {ev['path']}"
+        if kind == "orphan_input":
+            return f"nothing produces {ev['glob']} and no file matches"
+        if kind == "unread_output":
+            return f"no task reads {ev['pattern']}"
+        if kind == "stale_output":
+            return f"same artifact content for {ev['runs']} runs"
+        if kind == "dependency_cycle":
+            return " -> ".join([*ev["cycle"], ev["cycle"][0]])
+    except (KeyError, TypeError, IndexError):
+        pass
+    return subject

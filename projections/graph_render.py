@@ -15,6 +15,7 @@ from pathlib import Path
 import networkx as nx
 
 from projections.dataflow import ARTIFACT, DataflowGraph, FindingSpec, check, mismatched, task_node
+from projections.findings import finding_summary
 
 RED = "#d62728"
 GREY = "#bdbdbd"
@@ -159,20 +160,8 @@ def to_text(graph: DataflowGraph, task: str | None = None, findings: Iterable[Fi
 
 
 def _brief(f: FindingSpec) -> str:
-    ev = f.evidence
-    if f.kind == "too_small_for_consumer":
-        return "too small: " + ", ".join(
-            f"{s['measure']} {s['observed']} < {s['required']}" if s["measure"] != "sections"
-            else f"missing sections {', '.join(s['missing'])}" for s in ev["shortfalls"])
-    if f.kind == "outputs_never_written":
-        return f"{', '.join(ev['patterns'])} not written for {ev['runs_without_outputs']} runs"
-    if f.kind == "blocks_without_parser":
-        return f"blocks {ev['regex']!r} in output, no postprocess"
-    if f.kind == "low_after_upstream_change":
-        return f"score {ev['baseline']} -> {ev['scores_after']} after {ev['producer']} changed {ev['path']}"
-    if f.kind == "dependency_cycle":
-        return f.subject
-    return f.subject
+    prefix = "too small: " if f.kind == "too_small_for_consumer" else ""
+    return prefix + finding_summary(f.kind, f.subject, f.evidence)
 
 
 def _q(text: str) -> str:
