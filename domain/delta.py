@@ -69,8 +69,3 @@ def unified_diff(path: str, before: str | None, after: str | None) -> str:
 def delta_diff(delta: Delta, current: dict[str, str | None]) -> str:
     """The whole delta as one unified diff against `current` texts (what a human reviews)."""
     return "".join(unified_diff(e.path, current.get(e.path), e.after) for e in delta.edits)
-
-
-def prompt_simpler(before: str, after: str) -> bool:
-    """The simplicity criterion: fewer words is simpler (equal score + simpler = keep)."""
-    return len(after.split()) < len(before.split())

@@ -10,10 +10,21 @@ from typing import Protocol
 from domain.ingest import IngestedRun, IngestedScore, IngestError, parse_line
 
 
-class IngestStore(Protocol):
-    """What ingest needs from the event store: each call returns False when the line was already recorded."""
+class IngestCounts(Protocol):
+    @property
+    def runs(self) -> int: ...
 
-    def ingest_batch(self, items: list[IngestedRun | IngestedScore]) -> list[bool]: ...
+    @property
+    def scores(self) -> int: ...
+
+    @property
+    def duplicates(self) -> int: ...  # lines recorded before (or twice in one batch)
+
+
+class IngestStore(Protocol):
+    """What ingest needs from the event store: one save per batch, counting what was new."""
+
+    def ingest_many(self, items: list[IngestedRun | IngestedScore]) -> IngestCounts: ...
 
 
 @dataclass
@@ -55,13 +66,10 @@ def ingest_items(items: Iterable[IngestedRun | IngestedScore], store: IngestStor
 
     def flush() -> None:
         ordered = [i for i in pending if isinstance(i, IngestedRun)] + [i for i in pending if isinstance(i, IngestedScore)]
-        for item, new in zip(ordered, store.ingest_batch(ordered), strict=True):
-            if not new:
-                report.duplicates += 1
-            elif isinstance(item, IngestedRun):
-                report.runs += 1
-            else:
-                report.scores += 1
+        counts = store.ingest_many(ordered)
+        report.runs += counts.runs
+        report.scores += counts.scores
+        report.duplicates += counts.duplicates
         pending.clear()
 
     for item in items:
