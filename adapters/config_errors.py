@@ -27,6 +27,7 @@ FIX_HINTS: dict[str, str] = {
     "num_ctx": "set the context window in tokens, e.g. 8192",
     "temperature": "use a number from 0 to 2, e.g. 0.7",
     "top_p": "use a number above 0 and at most 1, e.g. 0.9",
+    "repeat_penalty": "use a number above 0 and at most 3, e.g. 1.15 (1 is off)",
     "seed": "use a whole number, e.g. 42",
     "think": "write true or false",
     "enabled": "write true or false",

@@ -5,7 +5,7 @@ FAULTS.md names (see `benchmarks.fault_vault` for every choice made in the copy)
 pointed at a loopback Ollama-protocol server answering like the seed's flawed models
 (`tests.servers.FlawedModels`, with the data-reading behaviours of `benchmarks.fault_models`), reached
 through the real ollama client. The heartbeat logs are ingested, so
-history exists. Then, through the same code the CLI uses (`daemon.commands_cycle.cycle_deps`):
+history exists. Then, through the same code the CLI uses (`daemon.bootstrap.cycle_deps`):
 
 - found: the fault's signature appears in the diagnosis of its task (`handlers.diagnose.diagnose`);
 - the loop runs in process (`handlers.loop.run_loop`); a delta that waits for approval (scripts/**) is approved
@@ -39,8 +39,7 @@ from adapters.config_loader import load_config
 from adapters.yaml_edit import get_value
 from benchmarks.fault_models import FaultModels
 from benchmarks.fault_vault import FAULTS, Fault, make_fault_vault
-from daemon.bootstrap import Services, bootstrap, register_tasks
-from daemon.commands_cycle import cycle_deps
+from daemon.bootstrap import Services, bootstrap, cycle_deps, register_tasks
 from daemon.dataflow import refresh_after_events
 from domain.checks import contract_checks
 from domain.config import VaultConfig

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,12 @@ from adapters.eventstore import VaultStore
 from adapters.runner import TaskRunner
 from domain.config import VaultConfig
 from domain.ids import sha256_text
+from handlers.cycle import CycleDeps, Proposer, floor_cache
+from handlers.diagnose import diagnose
+from handlers.proposers.llm import proposer as llm_proposer
+from handlers.proposers.rules import propose as propose_by_rules
+from handlers.tasks import record_verification_run
+from handlers.verify import VerifyDeps
 from projections.history import RunHistory
 from projections.ledger import LedgerProjection
 from projections.quality import QualityProjection
@@ -84,3 +91,28 @@ def bootstrap(
     history = RunHistory(store.engine, store.blobs.get_text)
     return Services(config=cfg, store=store, projections=projections, models=router, runner=runner,
                     history=history, env=env)
+
+
+def proposers(svc: Services) -> list[tuple[str, Proposer]]:
+    """vault.yml's proposers in order: `rules` needs no model, the others are LLM proposers."""
+    return [(name, propose_by_rules if name == "rules" else llm_proposer(name, svc)) for name in svc.config.proposers]
+
+
+def cycle_deps(svc: Services, progress: Callable[[str], None]) -> CycleDeps:
+    verify = VerifyDeps(config=svc.config, runner=svc.runner, complete=svc.models.complete, history=svc.history,
+                        read_text=svc.read_vault_text, floor_cache=floor_cache(svc.store), env=svc.env,
+                        progress=progress, record=lambda run, score, cycle: record_verification_run(
+                            svc.store, run, score, cycle))
+    return CycleDeps(store=svc.store, verify=verify, diagnose=lambda task: diagnose(task, svc), proposers=proposers(svc))
+
+
+def reloader(svc: Services, progress: Callable[[str], None]) -> Callable[[CycleDeps], CycleDeps]:
+    """After a kept vault.yml edit: read the file again into `svc` and rebuild the deps' config-bound parts
+    (verify config, runner, history, diagnosis, proposers), keeping the lock and the dedup claims."""
+
+    def reload(deps: CycleDeps) -> CycleDeps:
+        svc.config = load_config(svc.config.source, dict(svc.env))
+        fresh = cycle_deps(svc, progress)
+        return dataclasses.replace(deps, verify=fresh.verify, diagnose=fresh.diagnose, proposers=fresh.proposers)
+
+    return reload

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("history", help="a task's runs and scores, newest first")
     c.add_argument("task")
     c.add_argument("--limit", type=int, default=20)
+    c.add_argument("--all", action="store_true", help="shadow and verification runs too, not only live ones")
+    c.add_argument("--cycle", default=None, help="the runs one cycle verified with (its baseline, candidate, A/A)")
 
     c = sub.add_parser("run-task", help="run a task once and judge the run")
     g = c.add_mutually_exclusive_group(required=True)

@@ -152,14 +152,14 @@ def cmd_history(args: argparse.Namespace) -> int:
     with _services(args) as svc:
         svc.config.task(args.task)
         with svc.engine_connect() as conn:
-            rows = task_history(conn, args.task, args.limit)
+            rows = task_history(conn, args.task, args.limit, cycle=args.cycle, live_only=not args.all)
     if args.json:
         print_json(rows)
         return 0
     table(f"{args.task}: last {len(rows)} runs", ["started", "model", "status", "done", "tokens", "words", "score",
-                                                   "failing", "source"], [
+                                                   "failing", "source", "cycle"], [
         (r.started, r.model, r.status, r.done_reason, r.tokens, r.words, fmt_score(r.score),
-         ", ".join(r.scores[-1].failing) if r.scores else "", r.source)
+         ", ".join(r.scores[-1].failing) if r.scores else "", r.source, r.cycle_id or "")
         for r in rows
     ])
     return 0

@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
-import importlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from adapters.config_loader import load_config
-from daemon.bootstrap import Services, bootstrap, register_tasks
+from daemon.bootstrap import Services, bootstrap, cycle_deps, register_tasks, reloader
 from daemon.output import fmt_score, print_json, table
 from handlers.cycle import (
-    CycleDeps,
     CycleResult,
-    Proposer,
     approve_cycle,
     cycle_facts,
-    floor_cache,
     reject_cycle,
     run_cycle,
     verify_cycle,
 )
 from handlers.loop import LoopReport, run_loop
-from handlers.tasks import task_signatures
-from handlers.verify import VerifyDeps
-from projections.globs import overlaps
 from projections.ledger import LedgerRow, ledger_rows
 from projections.quality import quality_table
 
@@ -46,68 +37,6 @@ def _services(args: argparse.Namespace) -> Services:
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
     quiet = getattr(args, "json", False)
     return (lambda _m: None) if quiet else (lambda m: print(f"  · {m}", file=sys.stderr, flush=True))
-
-
-@dataclass(frozen=True)
-class _Evidence:
-    """The evidence when `handlers.diagnose` is not installed: the task's signatures."""
-
-    task: str
-    signatures: list[Any]
-    tasks: list[str]
-
-
-def diagnoser(svc: Services) -> Callable[[str], Any]:
-    """`handlers.diagnose.diagnose(task, svc)` when present; else the task's signatures alone."""
-    try:
-        module = importlib.import_module("handlers.diagnose")
-    except ModuleNotFoundError:
-        module = None
-    if module is not None and hasattr(module, "diagnose"):
-        return lambda task: module.diagnose(task, svc)
-
-    def fallback(task: str) -> Any:
-        sigs = task_signatures(task, config=svc.config, history=svc.history, read_text=svc.read_vault_text,
-                               reads=overlaps)
-        return _Evidence(task, sigs, [task])
-
-    return fallback
-
-
-def proposers(svc: Services) -> list[tuple[str, Proposer]]:
-    """vault.yml's proposers in order: `rules` from handlers.proposers.rules, the rest from handlers.proposers.llm
-    (`proposer(name, svc)` there). A proposer whose module is missing is skipped with a warning."""
-    out: list[tuple[str, Proposer]] = []
-    for name in svc.config.proposers:
-        try:
-            if name == "rules":
-                module = importlib.import_module("handlers.proposers.rules")
-                out.append((name, module.propose))
-            else:
-                module = importlib.import_module("handlers.proposers.llm")
-                out.append((name, module.proposer(name, svc)))
-        except (ModuleNotFoundError, AttributeError) as e:
-            print(f"autovault: proposer {name!r} unavailable ({e}); skipped", file=sys.stderr)
-    return out
-
-
-def cycle_deps(svc: Services, progress: Callable[[str], None]) -> CycleDeps:
-    verify = VerifyDeps(config=svc.config, runner=svc.runner, complete=svc.models.complete, history=svc.history,
-                        read_text=svc.read_vault_text, floor_cache=floor_cache(svc.store), env=svc.env,
-                        progress=progress)
-    return CycleDeps(store=svc.store, verify=verify, diagnose=diagnoser(svc), proposers=proposers(svc))
-
-
-def reloader(svc: Services, progress: Callable[[str], None]) -> Callable[[CycleDeps], CycleDeps]:
-    """After a kept vault.yml edit: read the file again into `svc` and rebuild the deps' config-bound parts
-    (verify config, runner, history, diagnosis, proposers), keeping the lock and the dedup claims."""
-
-    def reload(deps: CycleDeps) -> CycleDeps:
-        svc.config = load_config(svc.config.source, dict(svc.env))
-        fresh = cycle_deps(svc, progress)
-        return dataclasses.replace(deps, verify=fresh.verify, diagnose=fresh.diagnose, proposers=fresh.proposers)
-
-    return reload
 
 
 def _result_json(r: CycleResult) -> dict[str, Any]:
@@ -215,7 +144,8 @@ def _print_loop(report: LoopReport, as_json: bool) -> None:
     table("quality before / after the loop (after: verified candidate mean of kept deltas)",
           ["task", "before", "after", "cycles", "kept"],
           [(t, fmt_score(report.before[t]), fmt_score(report.after[t]),
-            sum(1 for r in report.results if r.task == t), kept_by.get(t, 0)) for t in report.before],
+            sum(1 for r in report.results if r.task == t), kept_by.get(t, 0))
+           for t in sorted(report.before, key=lambda t: (report.before[t] is None, report.before[t] or 0.0, t))],
           caption=f"{len(report.results)} cycles, {report.kept} kept; stopped: {report.stopped}")
 
 

@@ -45,7 +45,7 @@ from adapters.eventstore import prepare_url
 from adapters.runner import TaskRunner
 from adapters.watch import Debouncer, OwnWrites, VaultWatcher, WatchSet
 from adapters.watch_state import Offset, Seen, WatchState
-from daemon.bootstrap import Services, bootstrap, register_tasks
+from daemon.bootstrap import Services, bootstrap, cycle_deps, register_tasks
 from daemon.dataflow import refresh_after_events
 from daemon.history_index import ChangedIndex, CycleIndex
 from daemon.lock import acquire_instance_lock
@@ -111,10 +111,9 @@ def journal_paths(root: Path) -> set[str]:
 
 def default_cycle_factory(svc: Services, lock: threading.Lock, own: OwnWrites) -> Callable[..., Any]:
     """The blocking cycle call, built from `handlers.cycle.run_cycle` with the CLI's wiring
-    (`daemon.commands_cycle.cycle_deps`). The shared lock serializes applies with the watcher's reading of
+    (`daemon.bootstrap.cycle_deps`). The shared lock serializes applies with the watcher's reading of
     edited files; every file an apply writes is noted as our own. run_cycle takes no list of evidence tasks:
     the diagnosis names the tasks it needs itself (`tasks` is kept in the trigger's text)."""
-    from daemon.commands_cycle import cycle_deps
     from handlers.cycle import run_cycle
 
     def start(task: str, trigger: str, tasks: list[str], key: str | None = None) -> Any:

@@ -45,6 +45,11 @@ class EmbeddedBackend(Strict):
     n_ctx: int = Field(2048, ge=256)
     threads: int = Field(2, ge=1)
     seed: int = 0
+    # Sampling defaults for calls whose options set none, as an Ollama Modelfile's PARAMETER lines are:
+    # temperature 0 is greedy (the same text for the same prompt, whatever the seed), and greedy small
+    # models fall into loops that a repeat_penalty above 1 breaks.
+    temperature: float | None = Field(None, ge=0, le=2)
+    repeat_penalty: float | None = Field(None, gt=0, le=3)
 
 
 class Backends(Strict):
@@ -101,6 +106,7 @@ class ModelOptions(Strict):
     num_ctx: int | None = Field(None, gt=0)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
+    repeat_penalty: float | None = Field(None, gt=0, le=3)  # > 1 discourages the loops greedy decoding falls into
     seed: int | None = None
     think: bool | None = None
 

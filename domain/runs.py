@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Runs of the pipeline itself. `shadow` (a human edit tried in a copy) and `verify` (a cycle's arms) runs are
+# evidence, recorded like the others, but they never count as the task's live output or quality.
+LIVE_SOURCES = frozenset({"daemon", "log", "cli"})
+
 
 @dataclass(frozen=True)
 class Completion:

@@ -1,6 +1,9 @@
 """Loop mode: chain cycles on the worst task under target until every task reaches it, `patience` cycles in a
 row keep nothing, or `max_cycles` ran.
 
+- Tasks are tried round-robin, worst first within a round: a task is not tried again before every other task
+  under target had as many cycles in this loop, so one stubborn task cannot spend the whole `patience`
+  while others wait with fixes the rules know.
 - Quality per task starts at the quality projection's rolling mean; a kept delta adds its verified paired
   effect to the task's estimate (the live score only moves when the task runs again, and the loop should not
   pick a task it just fixed because the projection has not seen a new run yet).
@@ -79,11 +82,13 @@ def disjoint(a: TaskConfig, b: TaskConfig) -> bool:
 
 
 def pick(config: VaultConfig, quality: Mapping[str, float | None], target: float, skip: set[str],
-         jobs: int) -> list[str]:
-    """Up to `jobs` tasks under target, worst first (unscored last), pairwise disjoint."""
+         jobs: int, tries: Mapping[str, int] | None = None) -> list[str]:
+    """Up to `jobs` tasks under target, fewest cycles in this loop first (`tries`), then worst first (unscored
+    last), pairwise disjoint."""
+    tries = tries or {}
     under = [t for t, q in quality.items() if t in config.tasks and t not in skip and config.tasks[t].enabled
              and (q is None or q < target)]
-    under.sort(key=lambda t: (quality[t] is None, quality[t] if quality[t] is not None else 0.0, t))
+    under.sort(key=lambda t: (tries.get(t, 0), quality[t] is None, quality[t] if quality[t] is not None else 0.0, t))
     chosen: list[str] = []
     for t in under:
         if all(disjoint(config.tasks[t], config.tasks[c]) for c in chosen):
@@ -141,6 +146,7 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
     now = dict(before)
     report = LoopReport(before=before, after=now)
     skip: set[str] = set()
+    tries: dict[str, int] = {}
     dry = 0
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while True:
@@ -149,7 +155,7 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
                 break
             room = jobs if max_cycles is None else min(jobs, max_cycles - len(report.results))
             config = deps.verify.config
-            tasks = pick(config, now, target, skip, room)
+            tasks = pick(config, now, target, skip, room, tries)
             if not tasks:
                 tasks = pick_static(config, now, skip, room, open_signatures or _static_of(deps))
             if not tasks:
@@ -168,6 +174,7 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
                     decided.verification = decided.verification or r.verification
                     r = decided
                 report.results.append(r)
+                tries[r.task] = tries.get(r.task, 0) + 1
                 on_result(r)
                 if r.kept and r.verification is not None:
                     now[r.task] = estimate_after(now.get(r.task), r.verification)

@@ -75,7 +75,7 @@ from domain.acceptance import (
 )
 from domain.config import TaskConfig, VaultConfig
 from domain.ids import sha256_text
-from domain.runs import Check, RunResult
+from domain.runs import Check, RunResult, Score
 from domain.scoring import FLOOR, penalty
 from handlers.collector_cost import CollectorCost, compare_collectors
 from handlers.judge import JudgeResult, judge_run
@@ -97,6 +97,7 @@ class History(Protocol):
 
 
 FloorCache = Callable[[str, str], float | None]  # (task, baseline key) -> recorded floor, or None
+RecordRun = Callable[[RunResult, Score, str], None]  # (arm run, the score its decision used, cycle key)
 
 
 @dataclass
@@ -139,6 +140,7 @@ class VerifyDeps:
     floor_cache: FloorCache = lambda _task, _key: None
     env: Mapping[str, str] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda _msg: None
+    record: RecordRun = lambda _run, _score, _cycle: None  # every arm run on the record (wired to the store)
 
 
 @dataclass
@@ -374,6 +376,7 @@ class _Verifier:
         if written is not None:
             checks.append(written)
             score = max(FLOOR, score - penalty(written))
+        self.deps.record(run, dataclasses.replace(judged.score, score=score, checks=checks), self.cycle)
         return score, checks
 
     def run_inputs(self, base: _ArmRun, cand: _ArmRun, days: list[str], first: int) -> None:

@@ -31,12 +31,12 @@ from eventsourcing.utils import get_topic
 
 from domain.aggregates import Task
 from domain.config import VaultConfig
+from domain.runs import LIVE_SOURCES
 from projections.dataflow import HISTORY, SAMPLES, DataflowGraph, count_blocks, text_stats
 
 ReadBlob = Callable[[str], str | None]
 ReadArtifact = Callable[[str, str], str | None]  # (vault path, sha256) -> the file's text when it still has that hash
 
-LIVE_SOURCES = frozenset({"daemon", "log", "cli"})
 TEXT_RUNS = max(HISTORY, SAMPLES)
 PAGE = 2000
 UNREGISTERED = "unregistered"  # adapters.eventstore.UNREGISTERED (projections import no adapters)

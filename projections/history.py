@@ -6,12 +6,13 @@ through an injected reader, so this module needs no adapter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from domain.runs import LIVE_SOURCES
 from domain.signatures import RunView
 from projections.runs import runs_table, scores_table
 
@@ -26,7 +27,7 @@ class RunHistory:
     def _text(self, digest: str | None) -> str:
         return (self.read_blob(digest) or "") if digest else ""
 
-    def views(self, task: str, limit: int = 10, *, sources: tuple[str, ...] = ("daemon", "log", "cli")) -> list[RunView]:
+    def views(self, task: str, limit: int = 10, *, sources: Collection[str] = LIVE_SOURCES) -> list[RunView]:
         """The task's last `limit` live runs (verification runs in shadows left out), newest last."""
         rows = self._rows(task, limit, sources)
         failing: dict[str, tuple[str, ...]] = {}
@@ -46,18 +47,18 @@ class RunHistory:
             for x in reversed(rows)
         ]
 
-    def _rows(self, task: str, limit: int, sources: tuple[str, ...]) -> list[Any]:
+    def _rows(self, task: str, limit: int, sources: Collection[str]) -> list[Any]:
         r = runs_table.c
         with self.engine.connect() as conn:
             return list(conn.execute(
-                select(runs_table).where(r.task == task, r.source.in_(sources)).order_by(r.notification_id.desc()).limit(limit)
+                select(runs_table).where(r.task == task, r.source.in_(sorted(sources))).order_by(r.notification_id.desc()).limit(limit)
             ).all())
 
     def previous_outputs(self, task: str, n: int, *, exclude: str | None = None) -> list[str]:
         """The last `n` live outputs, newest first (for the must-differ-from-previous contract)."""
         if n <= 0:
             return []
-        rows = [x for x in self._rows(task, n + 1, ("daemon", "log", "cli")) if x.run_id != exclude][:n]
+        rows = [x for x in self._rows(task, n + 1, LIVE_SOURCES) if x.run_id != exclude][:n]
         return [self._text(x.output_hash) for x in rows]
 
     def scores(self, task: str) -> dict[str, float]:

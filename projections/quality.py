@@ -13,6 +13,7 @@ from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, 
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Task
+from domain.runs import LIVE_SOURCES
 from projections.runner import Projection, metadata, upsert
 from projections.runs import RunRow, failing_checks, task_history
 
@@ -41,6 +42,7 @@ quality_table_rm = Table(
 REGISTERED: Any = Task.Registered  # type: ignore[attr-defined]
 SCORED: Any = Task.Scored  # type: ignore[attr-defined]
 RAN: Any = Task.Ran
+NOT_LIVE_SCORES = frozenset({"shadow", "verify"})  # `handlers.tasks.score_source` of runs outside the pipeline
 
 
 def _mean(values: list[float]) -> float | None:
@@ -51,6 +53,7 @@ class QualityProjection(Projection):
     name: ClassVar[str] = "quality"
     tables: ClassVar = (quality_table_rm,)
     handles: ClassVar = (REGISTERED, RAN, SCORED)
+    version: ClassVar[int] = 2  # 2: shadow and verification runs no longer count
 
     def __init__(self, rolling: int = 5) -> None:
         self.rolling = rolling
@@ -69,6 +72,10 @@ class QualityProjection(Projection):
         return row
 
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
+        if isinstance(event, RAN) and event.source not in LIVE_SOURCES:
+            return  # a shadow or verification run: evidence for a decision, not the task's quality
+        if isinstance(event, SCORED) and getattr(event, "source", "judge") in NOT_LIVE_SCORES:
+            return
         if isinstance(event, REGISTERED):
             self.origins.remember(event.originator_id, {"name": event.name})
             task = event.name

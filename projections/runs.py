@@ -9,6 +9,7 @@ from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, 
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Task
+from domain.runs import LIVE_SOURCES
 from projections.runner import Projection, metadata, upsert
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -139,10 +140,17 @@ class RunRow:
         return self.scores[-1].score if self.scores else None
 
 
-def task_history(conn: Connection, task: str, limit: int = 20) -> list[RunRow]:
-    """The task's last `limit` runs, newest first, each with its scores (oldest first)."""
+def task_history(conn: Connection, task: str, limit: int = 20, *, cycle: str | None = None,
+                 live_only: bool = True) -> list[RunRow]:
+    """The task's last `limit` runs, newest first, each with its scores (oldest first): live runs, or every run
+    (shadow and verification runs too) when not `live_only`, or the arm runs of one `cycle`."""
     r = runs_table.c
-    rows = conn.execute(select(runs_table).where(r.task == task).order_by(r.notification_id.desc()).limit(limit)).all()
+    query = select(runs_table).where(r.task == task)
+    if cycle is not None:
+        query = query.where(r.cycle_id == cycle)
+    elif live_only:
+        query = query.where(r.source.in_(sorted(LIVE_SOURCES)))
+    rows = conn.execute(query.order_by(r.notification_id.desc()).limit(limit)).all()
     if not rows:
         return []
     s = scores_table.c

@@ -8,6 +8,7 @@ Judging is contract-only (`llm_weight: 0`), so every score is exact and the test
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 from dataclasses import dataclass, field
@@ -15,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from adapters.backends.registry import ModelRouter
-from daemon.bootstrap import Services, bootstrap, register_tasks
+from daemon.bootstrap import Services, bootstrap, cycle_deps, register_tasks
 from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
 from domain.runs import Completion
-from handlers.cycle import CycleDeps, floor_cache
-from handlers.verify import VerifyDeps
+from handlers.cycle import CycleDeps
 from tests.servers.protocol import Reply, Request
 
 VAULT_YML = """\
@@ -96,12 +96,10 @@ class VaultFixture:
     messages: list[str] = field(default_factory=list)
 
     def deps(self, proposers: list[tuple[str, Any]], *, git: bool = True, on_written: Any = None) -> CycleDeps:
-        svc = self.svc
-        verify = VerifyDeps(config=svc.config, runner=svc.runner, complete=svc.models.complete,
-                            history=svc.history, read_text=svc.read_vault_text, floor_cache=floor_cache(svc.store),
-                            env={}, progress=self.messages.append)
-        return CycleDeps(store=svc.store, verify=verify, diagnose=lambda task: Evidence(task, ["too_short"]),
-                         proposers=proposers, git=git, on_written=on_written)
+        """The CLI's wiring (`daemon.bootstrap.cycle_deps`) with a fixed diagnosis and the given proposers."""
+        return dataclasses.replace(cycle_deps(self.svc, self.messages.append),
+                                   diagnose=lambda task: Evidence(task, ["too_short"]), proposers=proposers, git=git,
+                                   on_written=on_written)
 
     def text(self, rel: str) -> str:
         return (self.root / rel).read_text()

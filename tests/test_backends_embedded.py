@@ -39,3 +39,16 @@ def test_prompt_over_num_ctx_is_reported_not_hidden() -> None:
     c = backend.complete("smollm2-135m", "word " * 300, {"num_ctx": 256, "num_predict": 8})
     assert (c.text, c.done_reason, c.output_tokens) == ("", "context", 0)
     assert c.prompt_tokens > 256  # the true count, so the overflow signature can see it
+
+
+@pytest.mark.embedded
+def test_greedy_default_gives_one_text_whatever_the_seed_and_task_options_still_win() -> None:
+    """backends.embedded.temperature 0 makes a task's runs repeatable (an A/A comparison with no spread), as
+    an Ollama Modelfile PARAMETER would; a task's own options override the backend's defaults."""
+    prompt = "Name three colours of the sea, one per line."
+    greedy = EmbeddedBackend(n_ctx=512, temperature=0, repeat_penalty=1.15)
+    texts = {greedy.complete("smollm2-135m", prompt, {"num_predict": 24, "seed": s}).text for s in (1, 2, 3)}
+    assert len(texts) == 1 and next(iter(texts)).strip()
+    hot = {greedy.complete("smollm2-135m", prompt, {"num_predict": 24, "seed": s, "temperature": 1.5}).text
+           for s in (1, 2, 3)}
+    assert len(hot) > 1

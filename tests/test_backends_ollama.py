@@ -42,7 +42,8 @@ def test_num_predict_cut_reports_length(ollama_server: OllamaServer, stream: boo
 
 def test_options_think_and_schema_reach_the_server(ollama_server: OllamaServer) -> None:
     schema = {"type": "object", "properties": {"score": {"type": "integer"}}}
-    options = {"num_predict": 50, "num_ctx": 1024, "temperature": 0.3, "top_p": 0.9, "seed": 7, "think": False}
+    options = {"num_predict": 50, "num_ctx": 1024, "temperature": 0.3, "top_p": 0.9, "repeat_penalty": 1.15, "seed": 7,
+               "think": False}
     OllamaBackend(ollama_server.url, 5).complete(
         "qwen3:8b",
         [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
@@ -50,7 +51,8 @@ def test_options_think_and_schema_reach_the_server(ollama_server: OllamaServer) 
         json_schema=schema,
     )
     body = ollama_server.calls("/api/chat")[-1].json()
-    assert body["options"] == {"num_predict": 50, "num_ctx": 1024, "temperature": 0.3, "top_p": 0.9, "seed": 7}
+    assert body["options"] == {"num_predict": 50, "num_ctx": 1024, "temperature": 0.3, "top_p": 0.9,
+                               "repeat_penalty": 1.15, "seed": 7}
     assert body["think"] is False and body["format"] == schema
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
 

@@ -140,7 +140,7 @@ CASES: list[tuple[str, str, dict[str, str | None], list[str]]] = [
         {},
         [
             "vault.yml:6: tasks.brief.options.flavour: unknown key 'flavour'"
-            " — fix: remove it; valid keys here: num_predict, num_ctx, temperature, top_p, seed, think"
+            " — fix: remove it; valid keys here: num_predict, num_ctx, temperature, top_p, repeat_penalty, seed, think"
         ],
     ),
     (
@@ -185,6 +185,24 @@ CASES: list[tuple[str, str, dict[str, str | None], list[str]]] = [
         {},
         [
             "vault.yml:6: tasks.brief.options.temperature: must be at most 2, got 3 — fix: use a number from 0 to 2, e.g. 0.7"
+        ],
+    ),
+    (
+        "repeat-penalty-zero",
+        HEAD + "    options: {repeat_penalty: 0}\n",
+        {},
+        [
+            "vault.yml:6: tasks.brief.options.repeat_penalty: must be above 0, got 0"
+            " — fix: use a number above 0 and at most 3, e.g. 1.15 (1 is off)"
+        ],
+    ),
+    (
+        "embedded-temperature-too-high",
+        "backends:\n  embedded: {temperature: 5}\n" + HEAD,
+        {},
+        [
+            "vault.yml:2: backends.embedded.temperature: must be at most 2, got 5"
+            " — fix: use a number from 0 to 2, e.g. 0.7"
         ],
     ),
     (

@@ -43,6 +43,24 @@ def test_the_loop_stops_after_patience_cycles_without_a_keep(tmp_path: Path) -> 
     assert report.after["brief"] == 3.5
 
 
+def test_a_stubborn_task_waits_its_turn_so_patience_reaches_the_fixable_one(tmp_path: Path) -> None:
+    """Round-robin: `brief` is worst and only ever gets no-effect wordings; `notes` has a real fix. Worst-first
+    alone would spend the whole patience on `brief`; the loop tries `notes` second and keeps its fix."""
+    fx = make_vault(tmp_path)
+    counter = itertools.count()
+
+    def propose(ev: Any) -> list[Delta]:
+        if ev.task == "brief":
+            return [fx.edit("prompts/brief.md", f"Write the morning briefing for {{date}} (v{next(counter)}).\n"
+                                                "CONTEXT: {context}\n")]
+        return [fx.edit("prompts/notes.md", "Notes for {date}, at least 40 words.\nCONTEXT: {context}\n",
+                        task="notes")]
+
+    report = run_loop(fx.deps([("double", propose)]), {"brief": 2.0, "notes": 3.0}, target=3.8, patience=2)
+    assert [(r.task, r.outcome) for r in report.results][:2] == [("brief", "discarded"), ("notes", "kept")]
+    assert report.after["notes"] == 4.5 and report.stopped == "2 cycles in a row kept nothing (patience 2)"
+
+
 def test_max_cycles_and_tasks_with_nothing_to_propose(tmp_path: Path) -> None:
     fx = make_vault(tmp_path)
     report = run_loop(fx.deps([("none", lambda ev: [])]), {"brief": 3.0, "notes": 2.0}, target=3.8, patience=5)

@@ -8,6 +8,7 @@ from domain.aggregates import Cycle
 from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
 from handlers.cycle import cycle_facts, run_cycle
+from projections.quality import task_history, task_quality
 from tests.cycle_vault import BRIEF_PROMPT, IMPROVED_PROMPT, NOISE_PROMPT, live_state, make_vault
 
 
@@ -39,6 +40,31 @@ def test_an_improving_delta_is_kept_applied_and_recorded(tmp_path: Path) -> None
     with fx.svc.engine_connect() as conn:
         kinds = [(row.kind, row.decision) for row in ledger_rows(conn)]
     assert ("Changed", "cycle") in kinds and ("Kept", "kept") in kinds
+
+
+def test_every_arm_run_is_on_the_record_and_none_counts_as_live_quality(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path)
+    live = fx.svc.runner.run("brief", fx.svc.config.task("brief"))
+    fx.svc.store.record_run(live)
+    fx.svc.projections.catch_up()
+    with fx.svc.engine_connect() as conn:
+        before = task_quality(conn, "brief")
+    delta = fx.edit("prompts/brief.md", IMPROVED_PROMPT, description="ask for 40 words")
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "kept" and r.verification is not None
+    fx.svc.projections.catch_up()
+    with fx.svc.engine_connect() as conn:
+        arms = task_history(conn, "brief", 100, cycle=r.key)
+        shown = task_history(conn, "brief", 100)
+        after = task_quality(conn, "brief")
+    assert len(arms) == 9 and {a.source for a in arms} == {"verify"}  # 3 inputs × 2 arms + 3 A/A runs
+    decided = sorted(s for a in arms for s in (x.score for x in a.scores))
+    recorded = sorted([*(x for xs in r.verification.baseline.values() for x in xs),
+                       *(x for xs in r.verification.candidate.values() for x in xs)])
+    assert decided[-3:] == recorded[-3:] == [5.0, 5.0, 5.0]  # the candidate's samples, as the decision used them
+    assert [h.run_id for h in shown] == [live.run_id]  # `history` shows live runs unless asked
+    assert before is not None and after is not None and (after.runs, after.scored_runs) == (before.runs, 0)
+    assert fx.svc.history.views("brief") and all(v.run_id == live.run_id for v in fx.svc.history.views("brief"))
 
 
 def test_a_no_effect_delta_is_discarded_and_no_live_file_is_touched(tmp_path: Path) -> None:

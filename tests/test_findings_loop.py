@@ -18,8 +18,7 @@ import pytest
 from adapters.config_loader import load_config
 from benchmarks.bench_faults import setup
 from benchmarks.fault_models import FaultModels
-from daemon.bootstrap import Services
-from daemon.commands_cycle import cycle_deps
+from daemon.bootstrap import Services, cycle_deps
 from daemon.dataflow import current_findings, dataflow_for, refresh_after_events
 from domain.aggregates import Cycle, Finding
 from domain.ids import finding_id

@@ -24,6 +24,7 @@ from domain.runs import Completion
 DEFAULT_NAME = "smollm2-135m"
 ALIASES = {DEFAULT_NAME, "smollm2", "smollm2-135m-instruct", "default"}
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SAMPLING = ("temperature", "top_p", "repeat_penalty")  # task options passed to llama.cpp as they are
 
 
 @dataclass
@@ -83,11 +84,14 @@ def _load(path: Path, n_ctx: int, threads: int) -> LoadedModel:
 class EmbeddedBackend:
     """`embedded:smollm2-135m` (or `embedded:/path/to/model.gguf`)."""
 
-    def __init__(self, *, model_path: str | None = None, n_ctx: int = 2048, threads: int = 2, seed: int = 0) -> None:
+    def __init__(self, *, model_path: str | None = None, n_ctx: int = 2048, threads: int = 2, seed: int = 0,
+                 temperature: float | None = None, repeat_penalty: float | None = None) -> None:
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.threads = threads
         self.seed = seed
+        self.defaults = {k: v for k, v in (("temperature", temperature), ("repeat_penalty", repeat_penalty))
+                         if v is not None}  # sampling for calls whose options set none
 
     def __repr__(self) -> str:
         return f"EmbeddedBackend(model_path={self.model_path!r}, n_ctx={self.n_ctx})"
@@ -116,7 +120,8 @@ class EmbeddedBackend:
         messages = as_messages(prompt)
         request: dict[str, Any] = {
             "seed": int(options["seed"]) if options.get("seed") is not None else self.seed,
-            **{k: float(options[k]) for k in ("temperature", "top_p") if options.get(k) is not None},
+            **self.defaults,
+            **{k: float(options[k]) for k in SAMPLING if options.get(k) is not None},
         }
         if json_schema is not None:
             request["response_format"] = {"type": "json_object", "schema": json_schema}

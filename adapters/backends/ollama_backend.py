@@ -16,7 +16,7 @@ from adapters.backends.base import BackendError, Message
 from adapters.backends.messages import as_messages, estimate_tokens, pick
 from domain.runs import Completion
 
-OPTION_KEYS = ("num_predict", "num_ctx", "temperature", "top_p", "seed")
+OPTION_KEYS = ("num_predict", "num_ctx", "temperature", "top_p", "repeat_penalty", "seed")
 
 
 def normalise_host(host: str) -> str:

@@ -117,6 +117,7 @@ def build_backends(cfg: Backends, env: Mapping[str, str]) -> ModelRouter:
         from adapters.backends.embedded import EmbeddedBackend
 
         e = cfg.embedded
-        return EmbeddedBackend(model_path=e.model_path, n_ctx=e.n_ctx, threads=e.threads, seed=e.seed)
+        return EmbeddedBackend(model_path=e.model_path, n_ctx=e.n_ctx, threads=e.threads, seed=e.seed,
+                               temperature=e.temperature, repeat_penalty=e.repeat_penalty)
 
     return ModelRouter({"ollama": ollama, "anthropic": anthropic, "openai": openai, "embedded": embedded})
