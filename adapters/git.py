@@ -36,9 +36,10 @@ def repo_root(path: Path) -> Path | None:
 def commit_paths(repo: Path, paths: Sequence[Path], message: str) -> str | None:
     """Stage exactly `paths` (added, changed or deleted) and commit them; returns the commit hash, or None
     when nothing changed. Other staged or dirty files of the user are left out of the commit, and so are
-    paths outside the repository."""
+    paths outside the repository or ignored by it."""
     top = repo.resolve()
     rels = [str(p.resolve().relative_to(top)) for p in paths if p.resolve().is_relative_to(top)]
+    rels = [r for r in rels if not ignored(repo, r)]  # a vault inside an ignored folder is not under git
     if not rels:  # e.g. only vault.yml changed and it lives outside the vault's repository
         return None
     _git(repo, "add", "--all", "--", *rels)
@@ -46,6 +47,12 @@ def commit_paths(repo: Path, paths: Sequence[Path], message: str) -> str | None:
         return None
     _git(repo, *_IDENTITY, "commit", "--quiet", "--no-verify", "-m", message, "--", *rels)
     return _git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
+def ignored(repo: Path, rel: str) -> bool:
+    """Does the repository's .gitignore (or info/exclude) leave `rel` out? Such files are not version-controlled
+    there (e.g. a scratch copy of a vault under an ignored folder), so they get no commit."""
+    return _git(repo, "check-ignore", "--quiet", "--", rel, check=False).returncode == 0
 
 
 def last_message(repo: Path) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.atomic import HashConflict, PathEscape, apply_files, safe_path, sha256_file
-from adapters.git import commit_paths, repo_root
+from adapters.git import GitError, commit_paths, repo_root
 from adapters.workspace import ShadowWorkspace
 from domain.config import VaultConfig
 from domain.delta import Delta, FileEdit, unified_diff
@@ -41,6 +41,7 @@ class ChangeStore(Protocol):
 class Applied:
     hashes: dict[str, str | None]  # path as in the delta -> new sha256 (None: deleted)
     commit: str | None
+    commit_error: str | None = None  # the files were written, git refused the commit (said in the cycle's result)
 
 
 def apply_root(config: VaultConfig) -> Path:
@@ -146,13 +147,17 @@ def apply_delta(
             batch.change(task, e.path, e.before_hash, hashes[e.path], diff, "cycle", cycle)
     batch.commit()
     commit = None
+    commit_error = None
     if git:
         repo = repo_root(config.root)
         if repo is not None:
-            commit = commit_paths(repo, [edit_location(config, e) for e in delta.edits],
-                                  f"autovault: {delta.description}\n\ncycle {cycle}\nlever {delta.lever}, "
-                                  f"proposer {delta.proposer}")
-    return Applied(hashes, commit)
+            try:
+                commit = commit_paths(repo, [edit_location(config, e) for e in delta.edits],
+                                      f"autovault: {delta.description}\n\ncycle {cycle}\nlever {delta.lever}, "
+                                      f"proposer {delta.proposer}")
+            except GitError as e:  # the files are written and recorded: a failed commit must not unkeep them
+                commit_error = " ".join(str(e).split())[:300]
+    return Applied(hashes, commit, commit_error)
 
 
 __all__ = ["Applied", "HashConflict", "OutOfScope", "apply_delta", "apply_root", "approval_paths",

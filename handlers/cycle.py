@@ -401,6 +401,8 @@ def _apply(deps: CycleDeps, key: str, delta: Delta, result: CycleResult, *, conf
     deps.store.update_cycle(key, lambda c: c.kept(applied_hashes=hashes, commit=applied.commit))
     result.outcome, result.commit = "kept", applied.commit
     result.reason = f"applied {len(hashes)} file(s)" + (f", commit {applied.commit[:12]}" if applied.commit else "")
+    if applied.commit_error:
+        result.reason += f"; not committed: {applied.commit_error}"
     return result
 
 

@@ -157,6 +157,30 @@ def test_a_kept_delta_is_a_git_commit_naming_the_cycle(tmp_path: Path) -> None:
     assert shown == ["vault/prompts/brief.md"]
 
 
+def test_a_vault_in_an_ignored_folder_is_kept_without_a_commit(tmp_path: Path) -> None:
+    """`make demo`'s case: a scratch copy of a vault under a repository's ignored `.autovault/`."""
+    fx = make_vault(tmp_path)
+    (tmp_path / ".gitignore").write_text("vault/\nstate/\n")
+    for args in (["init", "-q"], ["add", ".gitignore", "vault.yml"],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    delta = fx.edit("prompts/brief.md", IMPROVED_PROMPT, description="ask for 40 words")
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert (r.outcome, r.commit) == ("kept", None), r.reason
+    assert fx.text("prompts/brief.md") == IMPROVED_PROMPT and last_message(tmp_path) == "init"
+
+
+def test_a_commit_git_refuses_leaves_the_delta_kept_and_says_so(tmp_path: Path) -> None:
+    fx = make_vault(tmp_path, git=True)
+    (tmp_path / ".git" / "index.lock").write_text("")  # another git process holds the index
+    delta = fx.edit("prompts/brief.md", IMPROVED_PROMPT, description="ask for 40 words")
+    r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "kept" and r.commit is None and "not committed: " in r.reason and "index.lock" in r.reason
+    assert fx.text("prompts/brief.md") == IMPROVED_PROMPT
+    cycle = fx.svc.store.get_cycle(r.key)
+    assert cycle is not None and cycle.phase == "kept"
+
+
 CRASHER = textwrap.dedent("""
     import os, sys
     from adapters.backends.registry import ModelRouter
