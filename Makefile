@@ -41,7 +41,7 @@ demo: $(VENV)/.base
 	$(BIN)/autovault --config $(DEMO)/vault.yml run-task --all
 	$(BIN)/autovault --config $(DEMO)/vault.yml status --signatures
 	$(BIN)/autovault --config $(DEMO)/vault.yml loop --max-cycles $(DEMO_CYCLES)
-	$(BIN)/autovault --config $(DEMO)/vault.yml ledger --tsv | column -t -s "$$(printf '\t')"
+	$(BIN)/autovault --config $(DEMO)/vault.yml ledger --tsv
 
 lint: $(VENV)/.full
 	$(BIN)/ruff check .
