@@ -367,6 +367,14 @@ class VaultStore(Application[UUID]):
             b.run(r, cycle_id)
         return [self._recorded(r.task, r.run_id, n) for r, n in zip(items, b.commit(), strict=True)]
 
+    def record_scored_run(self, result: RunResult, score: Score, source: str,
+                          cycle_id: str | None = None) -> Recorded:
+        """A run and its score in one `save()`: a verification run, judged before it is recorded."""
+        b = self.batch()
+        b.run(result, cycle_id)
+        b.score(result.task, score, source)
+        return self._recorded(result.task, result.run_id, b.commit()[0])
+
     def record_score(self, task: str, score: Score, source: str = "judge") -> Recorded:
         b = self.batch()
         b.score(task, score, source)

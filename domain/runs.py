@@ -8,6 +8,13 @@ from typing import Any
 # Runs of the pipeline itself. `shadow` (a human edit tried in a copy) and `verify` (a cycle's arms) runs are
 # evidence, recorded like the others, but they never count as the task's live output or quality.
 LIVE_SOURCES = frozenset({"daemon", "log", "cli"})
+EVIDENCE_SOURCES = frozenset({"shadow", "verify"})
+
+
+def score_source(run_source: str) -> str:
+    """The `source` a run's score is recorded with: the judge for a live run, the run's own source for evidence,
+    so read models that fold scores alone (quality) can leave evidence out."""
+    return run_source if run_source in EVIDENCE_SOURCES else "judge"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.config import Requires, VaultConfig
-from domain.runs import LIVE_SOURCES, RunResult, Score
+from domain.runs import RunResult, Score, score_source
 from domain.signatures import RunView, Signature, TaskHistory, detect_signatures
 from handlers.judge import JudgeResult, judge_run
 
@@ -26,6 +26,8 @@ class RunStore(Protocol):
     def record_run(self, result: RunResult, cycle_id: str | None = None) -> Any: ...
 
     def record_score(self, task: str, score: Score, source: str = "judge") -> Any: ...
+
+    def record_scored_run(self, result: RunResult, score: Score, source: str, cycle_id: str | None = None) -> Any: ...
 
 
 class History(Protocol):
@@ -62,20 +64,14 @@ def run_and_judge(name: str, *, config: VaultConfig, runner: Runner, store: RunS
     store.record_run(run)
     judged = judge(run, config, complete, history, read_text) if judge_it else None
     if judged is not None:
-        store.record_score(name, judged.score, score_source(run))
+        store.record_score(name, judged.score, score_source(run.source))
     return TaskOutcome(run, judged)
 
 
-def score_source(run: RunResult) -> str:
-    """A live run's score comes from the judge; a shadow or verification run's score carries the run's source,
-    so read models that fold scores alone (quality) can leave it out."""
-    return "judge" if run.source in LIVE_SOURCES else run.source
-
-
 def record_verification_run(store: RunStore, run: RunResult, score: Score, cycle: str) -> None:
-    """A cycle's arm run and the score its decision used: every sample behind a Verified event is on the record."""
-    store.record_run(run, cycle_id=cycle)
-    store.record_score(run.task, score, score_source(run))
+    """A cycle's arm run and the score its decision used, in one transaction: every sample behind a Verified
+    event is on the record."""
+    store.record_scored_run(run, score, score_source(run.source), cycle_id=cycle)
 
 
 def run_from_view(view: RunView) -> RunResult:

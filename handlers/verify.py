@@ -137,10 +137,10 @@ class VerifyDeps:
     complete: Callable[..., Any] | None  # the judge's model call (None: contract checks only)
     history: History
     read_text: Callable[[str | None], str]  # live vault file text, for the rubric
+    record: RecordRun  # every arm run on the record (bootstrap wires the store)
     floor_cache: FloorCache = lambda _task, _key: None
     env: Mapping[str, str] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda _msg: None
-    record: RecordRun = lambda _run, _score, _cycle: None  # every arm run on the record (wired to the store)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, 
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Task
-from domain.runs import LIVE_SOURCES
+from domain.runs import EVIDENCE_SOURCES, LIVE_SOURCES
 from projections.runner import Projection, metadata, upsert
 from projections.runs import RunRow, failing_checks, task_history
 
@@ -42,7 +42,6 @@ quality_table_rm = Table(
 REGISTERED: Any = Task.Registered  # type: ignore[attr-defined]
 SCORED: Any = Task.Scored  # type: ignore[attr-defined]
 RAN: Any = Task.Ran
-NOT_LIVE_SCORES = frozenset({"shadow", "verify"})  # `handlers.tasks.score_source` of runs outside the pipeline
 
 
 def _mean(values: list[float]) -> float | None:
@@ -74,7 +73,7 @@ class QualityProjection(Projection):
     def apply(self, conn: Connection, event: Any, notification_id: int) -> None:
         if isinstance(event, RAN) and event.source not in LIVE_SOURCES:
             return  # a shadow or verification run: evidence for a decision, not the task's quality
-        if isinstance(event, SCORED) and getattr(event, "source", "judge") in NOT_LIVE_SCORES:
+        if isinstance(event, SCORED) and getattr(event, "source", "judge") in EVIDENCE_SOURCES:
             return
         if isinstance(event, REGISTERED):
             self.origins.remember(event.originator_id, {"name": event.name})
