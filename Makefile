@@ -7,7 +7,7 @@ PIP    := $(BIN)/pip install -q -c constraints.txt
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 VAULT  ?= vault.yml
 
-.PHONY: demo test lint bench bench-faults deps clean
+.PHONY: demo test lint bench bench-faults bench-safety bench-gpu deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,14 @@ bench: $(VENV)/.full
 
 bench-faults: $(VENV)/.full
 	$(BIN)/python -m benchmarks.bench_faults
+
+# Issue 14 in one line: hostile proposals, kill -9 at every apply step, bad log lines, bad vault.yml files.
+bench-safety: $(VENV)/.full
+	$(BIN)/python -m benchmarks.bench_safety
+
+# The LoRA step: steps/s and tokens/s here; MFU against the device's peak on a GPU (target >= 40 %).
+bench-gpu: $(VENV)/.full
+	$(BIN)/python -m benchmarks.bench_gpu
 
 clean:
 	rm -rf $(VENV) .autovault .pytest_cache .mypy_cache .ruff_cache

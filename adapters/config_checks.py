@@ -6,9 +6,13 @@ does not hide the missing files of the others; whatever fails its schema is left
 
 from __future__ import annotations
 
+import functools
+import itertools
+import json
 import os
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -156,27 +160,46 @@ def _root(base: Path, vault: str | None, issues: list[Issue]) -> Path | None:
     return root
 
 
+def _disk_safe(check: Callable[..., list[Issue]]) -> Callable[..., list[Issue]]:
+    """A check of (root, key path, value, ...) that reports an OSError (a 600 KB path, a loop of symlinks) as the
+    value's problem instead of an internal error."""
+
+    @functools.wraps(check)
+    def guarded(root: Path, path: KeyPath, value: str, *rest: Any, **kw: Any) -> list[Issue]:
+        try:
+            return check(root, path, value, *rest, **kw)
+        except OSError as e:
+            return [Issue(path, f"{value!r} cannot be checked on disk: {e.strerror or type(e).__name__}",
+                          "use a plain path of normal length inside the vault")]
+
+    return guarded
+
+
 def vault_root(base: Path, vault: str) -> Path:
     """`vault:` relative to the folder of vault.yml (or absolute, `~` allowed), normalised."""
     return Path(os.path.abspath(base / os.path.expanduser(vault)))
 
 
 def inside(root: Path, value: str) -> Path | None:
-    """The absolute path of `value` (relative to the vault root, or absolute) when it stays inside the root."""
+    """The absolute path of `value` (relative to the vault root, or absolute) when it stays inside the root —
+    written there and, through any symlink, landing there: a prompt linked to ~/.ssh/id_rsa is outside."""
     full = Path(os.path.normpath(os.path.join(root, value)))
-    if full == root or root in full.parents:
-        return full
-    real_root, real = Path(os.path.realpath(root)), Path(os.path.realpath(full))
-    return full if real == real_root or real_root in real.parents else None
+    return full if resolves_inside(root, full) else None
 
 
+def resolves_inside(root: Path, path: Path) -> bool:
+    real_root, real = Path(os.path.realpath(root)), Path(os.path.realpath(path))
+    return real == real_root or real_root in real.parents
+
+
+@_disk_safe
 def _file_issues(root: Path, path: KeyPath, value: str, *, script: bool = False) -> list[Issue]:
     full = inside(root, value)
     if full is None:
         return [
             Issue(
                 path,
-                f"{value!r} is outside the vault",
+                f"{value!r} is outside the vault" + (" (through a symlink)" if _lexically_inside(root, value) else ""),
                 "move the file into the vault and give its path relative to the vault root",
             )
         ]
@@ -196,6 +219,34 @@ def _file_issues(root: Path, path: KeyPath, value: str, *, script: bool = False)
     return []
 
 
+def _lexically_inside(root: Path, value: str) -> bool:
+    full = Path(os.path.normpath(os.path.join(root, value)))
+    return full == root or root in full.parents
+
+
+def _escaping(root: Path, path: KeyPath, pattern: str, matches: list[Path]) -> list[Issue]:
+    """A glob whose matches reach outside the vault through a symlink."""
+    out = next((m for m in matches if not resolves_inside(root, m)), None)
+    if out is None:
+        return []
+    rel = os.path.relpath(out, root)
+    return [Issue(path, f"glob {pattern!r} matches {rel!r}, a symlink to outside the vault",
+                  "remove the symlink or copy the file into the vault")]
+
+
+@_disk_safe
+def _output_issues(root: Path, path: KeyPath, pattern: str) -> list[Issue]:
+    """An output whose folder is (or lies under) a symlink to outside the vault: the task would write there."""
+    sample = Path(os.path.normpath(root / pattern.replace("{date}", SAMPLE_DATE).replace("{name}", "x")))
+    existing = sample
+    while not existing.exists() and existing != root and root in existing.parents:
+        existing = existing.parent
+    if existing.exists() and not resolves_inside(root, existing):
+        return [Issue(path, f"output {pattern!r} lands outside the vault (through a symlink)",
+                      "remove the symlink or write the output to a folder inside the vault")]
+    return []
+
+
 def _near_file(full: Path, value: str) -> str | None:
     """A sibling with a similar name, written the way the user wrote the path."""
     if not full.parent.is_dir():
@@ -208,6 +259,11 @@ def _near_file(full: Path, value: str) -> str | None:
 
 
 def _logs_issues(root: Path, logs: str) -> list[Issue]:
+    return _logs_folder_issues(root, ("logs",), logs)
+
+
+@_disk_safe
+def _logs_folder_issues(root: Path, key: KeyPath, logs: str) -> list[Issue]:
     full = inside(root, logs)
     if full is None:
         return [
@@ -239,19 +295,24 @@ def _task_issues(root: Path, name: str, task: TaskConfig, produced: list[tuple[s
         issues += _file_issues(root, (*where, "rubric"), task.rubric)
     for i, pattern in enumerate(task.inputs):
         issues += _input_issues(root, (*where, "inputs", i), pattern, produced)
+    for i, pattern in enumerate(task.outputs):
+        issues += _output_issues(root, (*where, "outputs", i), pattern)
     if task.training is not None:
         issues += _training_issues(root, (*where, "training", "data"), task.training.data)
+        issues += _label_issues(root, (*where, "training", "label_field"), task.training.data, task.training.label_field)
     return issues
 
 
+@_disk_safe
 def _input_issues(root: Path, path: KeyPath, pattern: str, produced: list[tuple[str, str]]) -> list[Issue]:
     try:
-        if next(iter(root.glob(pattern)), None) is not None:
-            return []
+        found = list(itertools.islice(root.glob(pattern), 1000))
     except ValueError as e:  # pathlib rejects e.g. '**a'
         return [
             Issue(path, f"glob {pattern!r} is not valid: {e}", "use '**' only as a whole path part, e.g. notes/**/*.md")
         ]
+    if found:
+        return _escaping(root, path, pattern, found)
     if any(could_feed(output, task, pattern) for task, output in produced):
         return []
     return [
@@ -263,10 +324,12 @@ def _input_issues(root: Path, path: KeyPath, pattern: str, produced: list[tuple[
     ]
 
 
+@_disk_safe
 def _training_issues(root: Path, path: KeyPath, pattern: str) -> list[Issue]:
     try:
-        if any(p.is_file() for p in root.glob(pattern)):
-            return []
+        files = [p for p in itertools.islice(root.glob(pattern), 10_000) if p.is_file()]
+        if files:
+            return _escaping(root, path, pattern, files)
     except ValueError as e:
         return [
             Issue(
@@ -280,6 +343,38 @@ def _training_issues(root: Path, path: KeyPath, pattern: str) -> list[Issue]:
             "add the JSONL training files or correct the glob (relative to the vault root)",
         )
     ]
+
+
+LABEL_SCAN_LINES = 20_000  # training lines read to learn which keys the examples have
+
+
+@_disk_safe
+def _label_issues(root: Path, path: KeyPath, pattern: str, label: str | None) -> list[Issue]:
+    """A `label_field` that no training example has: the balance audit would count no labels and pass vacuously."""
+    if not label:
+        return []
+    try:
+        files = sorted(p for p in itertools.islice(root.glob(pattern), 10_000) if p.is_file())
+    except ValueError:
+        return []  # an invalid glob is reported on training.data
+    keys: set[str] = set()
+    examples = 0
+    lines = (line for p in files for line in p.read_text(encoding="utf-8", errors="replace").splitlines())
+    for line in itertools.islice(lines, LABEL_SCAN_LINES):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            examples += 1
+            keys.update(str(k) for k in obj)
+    if not examples or label in keys:
+        return []
+    near = closest(label, sorted(keys))
+    where = ", ".join(os.path.relpath(p, root) for p in files[:3]) + (" …" if len(files) > 3 else "")
+    fix = (f"did you mean {near!r}?" if near else
+           f"set label_field to a key the examples have ({', '.join(sorted(keys)[:8])}), or remove it")
+    return [Issue(path, f"label_field {label!r} is in none of the {examples} examples in {where}", fix)]
 
 
 def could_feed(output: str, task: str, pattern: str) -> bool:

@@ -20,7 +20,7 @@ from domain.schedule import FORMS
 KeyPath = tuple[str | int, ...]
 TASK = "<task>"  # stands for any task name in a schema path
 
-_MODEL_FORM = "write backend:name, e.g. ollama:qwen3:8b, anthropic:claude-sonnet-4-5 or embedded:smollm2-135m"
+_MODEL_FORM = "write backend:name, e.g. ollama:qwen3:8b, anthropic:claude-sonnet-5-5 or embedded:smollm2-135m"
 _GLOBS = 'write a list of globs relative to the vault root, e.g. ["Drafts/brief-*.md"]'
 FIX_HINTS: dict[str, str] = {
     "num_predict": "set a whole number of tokens, e.g. 600",
@@ -34,7 +34,7 @@ FIX_HINTS: dict[str, str] = {
     "prose": "write true or false",
     "schedule": f"use {FORMS}",
     "model": _MODEL_FORM,
-    "backends.anthropic.model": "write an Anthropic model name, e.g. claude-sonnet-4-5",
+    "backends.anthropic.model": "write an Anthropic model name, e.g. claude-sonnet-5-5",
     "base_model": "write the base model to fine-tune, e.g. HuggingFaceTB/SmolLM2-135M-Instruct",
     "candidates": "write a list of backend:name models, e.g. [ollama:qwen3:8b, ollama:gemma3:12b]",
     "prompt": "write a file path inside the vault, e.g. prompts/<task>.md",
@@ -79,6 +79,13 @@ FIX_HINTS: dict[str, str] = {
     "training": "write a mapping, e.g. training: {data: data/<task>/*.jsonl}",
     "n_ctx": "use a whole number of tokens, at least 256, e.g. 2048",
     "threads": "use a whole number of CPU threads, at least 1, e.g. 2",
+}
+# Fixes for a rule between fields (a model's own validator) that the field's type hint would not give.
+VALUE_FIX: dict[str, str] = {
+    "blocks": "set blocks.max to at least blocks.min, or remove max",
+    "expect": "set expect.max_words to at least expect.min_words, or remove one of them",
+    "tasks": "add at least one task, e.g. tasks: {morning-briefing: {prompt: prompts/morning-briefing.md, model: "
+             "ollama:qwen3:8b}}",
 }
 MISSING_FIX: dict[str, str] = {
     "prompt": "add `prompt: prompts/<task>.md`, a file inside the vault",
@@ -166,6 +173,8 @@ def hint(path: KeyPath) -> str | None:
 
 
 def closest(word: str, choices: list[str]) -> str | None:
+    if len(word) > 200:  # no key is that long, and difflib would take long to say so
+        return None
     found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return found[0] if found else None
 
@@ -247,7 +256,7 @@ def _issue(err: Any, path: KeyPath) -> Issue:
         )
     if kind in ("value_error", "assertion_error"):
         message = str(ctx.get("error") or err["msg"])
-        return Issue(path, message, hint(path) or "correct the value")
+        return Issue(path, message, VALUE_FIX.get(field) or hint(path) or "correct the value")
     message = str(err["msg"])
     return Issue(path, message[:1].lower() + message[1:], hint(path) or "correct the value")
 

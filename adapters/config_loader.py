@@ -48,6 +48,8 @@ ENV_OVERRIDES: tuple[tuple[str, KeyPath], ...] = (
     ("AUTOVAULT_ANTHROPIC_BASE_URL", ("backends", "anthropic", "base_url")),
     ("AUTOVAULT_OPENAI_BASE_URL", ("backends", "openai", "base_url")),
 )
+MAX_BYTES = 1 << 20  # a vault.yml is a few KB; long text belongs in files inside the vault
+CLIP = 120  # characters of a value an error line repeats
 _HOST_VARS = ("AUTOVAULT_OLLAMA_HOST", "OLLAMA_HOST")
 _FILLED_BY_LOADER = ("source", "root")
 
@@ -62,8 +64,18 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        key = f" {self.key}:" if self.key else ""
-        return re.sub(r"\s*[\r\n]+\s*", " ", f"{where}:{key} {self.message} — fix: {self.fix}")
+        key = f" {clip(self.key, 200)}:" if self.key else ""
+        return re.sub(r"\s*[\r\n]+\s*", " ", f"{where}:{key} {clip(self.message, 600)} — fix: {clip(self.fix, 400)}")
+
+
+_QUOTED = re.compile(rf"'[^'\n]{{{CLIP},}}'|\"[^\"\n]{{{CLIP},}}\"|\S{{{CLIP},}}")
+
+
+def clip(text: str, limit: int) -> str:
+    """Every quoted value or word longer than CLIP shortened to its ends, then the whole to `limit`: an error
+    line never repeats a huge value back."""
+    text = _QUOTED.sub(lambda m: f"{m.group()[:CLIP // 2]}…({len(m.group())} chars)…{m.group()[-12:]}", text)
+    return text if len(text) <= limit else f"{text[: limit - 20]}…({len(text)} chars)"
 
 
 class ConfigError(ValueError):
@@ -150,6 +162,10 @@ def _load_checked(path: Path, env: Mapping[str, str]) -> tuple[VaultConfig | Non
 def _read(path: Path) -> str | ConfigProblem:
     file = str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES and path.is_file():
+            return ConfigProblem(file, None, "", f"{size / 1_048_576:.1f} MB, more than the {MAX_BYTES >> 20} MB a "
+                                 "vault.yml may have", "keep long text (prompts, schemas, data) in files inside the vault")
         raw = path.read_bytes()
     except FileNotFoundError:
         return ConfigProblem(

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from adapters.blobs import BlobStore
 from domain import ids
-from domain.aggregates import Cycle, Experiment, Finding, Task, score_key
+from domain.aggregates import Cycle, Experiment, Finding, Task, run_fingerprint, score_fingerprint, score_key
 from domain.ingest import IngestedRun, IngestedScore
 from domain.runs import RunResult, Score
 
@@ -147,7 +147,8 @@ class Recorded:
 class IngestCounts:
     runs: int = 0
     scores: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # conflicts included
+    conflicts: tuple[int, ...] = ()  # positions of items whose key was recorded before with other content
 
 
 def run_fields(result: RunResult, output_hash: str, context_hash: str | None, cycle_id: str | None) -> dict[str, Any]:
@@ -188,6 +189,7 @@ class Batch:
         self.store = store
         self._ops: list[tuple[UUID, Callable[[], Aggregate] | None, Op]] = []
         self._blobs: list[str] = []
+        self.conflicts: set[int] = set()  # ingest commands skipped because their key holds other content
 
     def __len__(self) -> int:
         return len(self._ops)
@@ -218,9 +220,12 @@ class Batch:
         output_hash = self.blob(result.output)
         context_hash = self.blob(result.context) if result.context else None
         fields = run_fields(result, output_hash, context_hash, cycle_id)
+        index = len(self._ops)
 
         def op(task: Task) -> int | None:
             if ingest and task.has_ingested(result.run_id):
+                if task.ingested_otherwise(result.run_id, run_fingerprint(fields)):
+                    self.conflicts.add(index)
                 return None
             task.record_run(**fields)
             return task.version
@@ -232,9 +237,13 @@ class Batch:
         if ingest:
             source = "log"
         checks = [dataclasses.asdict(c) for c in score.checks]
+        index = len(self._ops)
 
         def op(task: Task) -> int | None:
-            if ingest and task.has_ingested(score_key(score.run_id, score.judge)):
+            key = score_key(score.run_id, score.judge)
+            if ingest and task.has_ingested(key):
+                if task.ingested_otherwise(key, score_fingerprint(score.score, list(score.reasons))):
+                    self.conflicts.add(index)
                 return None
             task.scored(run_id=score.run_id, score=float(score.score), judge=score.judge,
                         reasons=list(score.reasons), checks=checks, source=source)
@@ -405,23 +414,27 @@ class VaultStore(Application[UUID]):
     def ingest_batch(self, items: Sequence[RunResult | IngestedRun | IngestedScore]) -> list[bool]:
         """A whole log chunk in one `save()`; per item, False when it was recorded before (or earlier in
         `items`). Runs are keyed by (task, run_id), scores by (task, run_id, judge)."""
+        return self._ingest(items)[0]
+
+    def _ingest(self, items: Sequence[RunResult | IngestedRun | IngestedScore]) -> tuple[list[bool], set[int]]:
         b = self.batch()
         for item in items:
             if isinstance(item, IngestedScore):
                 b.score(*_score_of(item, None), ingest=True)
             else:
                 b.run(from_ingested(item) if isinstance(item, IngestedRun) else item, ingest=True)
-        return [n is not None for n in b.commit()]
+        return [n is not None for n in b.commit()], b.conflicts
 
     def ingest_many(self, items: Iterable[RunResult | IngestedRun | IngestedScore]) -> IngestCounts:
-        """`ingest_batch` with counts."""
+        """`ingest_batch` with counts; `conflicts` names the items whose key holds other content."""
         listed = list(items)
-        new = self.ingest_batch(listed)
+        new, conflicts = self._ingest(listed)
         is_score = [isinstance(i, IngestedScore) for i in listed]
         return IngestCounts(
             runs=sum(1 for s, n in zip(is_score, new, strict=True) if n and not s),
             scores=sum(1 for s, n in zip(is_score, new, strict=True) if n and s),
             duplicates=new.count(False),
+            conflicts=tuple(sorted(i for i in conflicts if not new[i])),
         )
 
     # ---- queries ---------------------------------------------------------------------------------
@@ -456,9 +469,10 @@ class VaultStore(Application[UUID]):
         return self._get_or_none(ids.experiment_id(key))  # type: ignore[return-value]
 
     def queue_experiment(self, key: str, task: str, sweep: str, base_model: str, dataset_hash: str,
-                         params: dict[str, Any]) -> Experiment:
+                         params: dict[str, Any], **more: Any) -> Experiment:
+        """`more`: Queued's later fields (seed, trigger, data_files)."""
         return self._mutate(ids.experiment_id(key), lambda e: None, lambda: Experiment(
-            key=key, task=task, sweep=sweep, base_model=base_model, dataset_hash=dataset_hash, params=params))
+            key=key, task=task, sweep=sweep, base_model=base_model, dataset_hash=dataset_hash, params=params, **more))
 
     def update_experiment(self, key: str, command: Callable[[Experiment], Any]) -> Experiment:
         return self._mutate(ids.experiment_id(key), command)

@@ -49,6 +49,19 @@ def commit_paths(repo: Path, paths: Sequence[Path], message: str) -> str | None:
     return _git(repo, "rev-parse", "HEAD").stdout.strip()
 
 
+def find_commit(repo: Path, needle: str, depth: int = 50) -> str | None:
+    """The newest of the last `depth` commits whose message has the line `needle` (an apply killed after its
+    commit is finished by a recovery that must not commit twice)."""
+    proc = _git(repo, "log", f"-{depth}", "--format=%H%x1f%B%x1e", check=False)
+    if proc.returncode != 0:  # no commits yet
+        return None
+    for record in proc.stdout.split("\x1e"):
+        sha, _, message = record.strip().partition("\x1f")
+        if needle in message.splitlines():
+            return sha
+    return None
+
+
 def ignored(repo: Path, rel: str) -> bool:
     """Does the repository's .gitignore (or info/exclude) leave `rel` out? Such files are not version-controlled
     there (e.g. a scratch copy of a vault under an ignored folder), so they get no commit."""

@@ -16,6 +16,9 @@ Decisions worth knowing:
   need syscall tracing); tasks that read more should declare it in `inputs`.
 - Context and inputs the template never mentions are appended to the prompt, so declared data always
   reaches the model.
+- Scripts run sandboxed (`adapters.sandbox`): in a shadow they write only inside it and never reach the
+  network; live they follow vault.yml's `sandbox:` (by default: writes inside the vault, no network). A sandbox
+  that cannot be made fails the stage with one line; the script is never run unconfined instead.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, Protocol
 
 from adapters.atomic import PathEscape, safe_path, sha256_file, write_atomic
 from adapters.backends.base import BackendError, Message
+from adapters.sandbox import SandboxPolicy, SandboxUnavailable
 from adapters.subprocesses import ScriptResult, run_script, script_argv, script_env
 from adapters.workspace import ShadowWorkspace
 from domain.checks import count_blocks
@@ -104,6 +108,7 @@ class TaskRunner:
         base_env: Mapping[str, str] | None = None,
         env_passthrough: tuple[str, ...] = (),
         stderr_cap: int = 64 * 1024,
+        sandbox: SandboxPolicy | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.complete: CompleteFn = complete.complete if hasattr(complete, "complete") else complete
@@ -111,6 +116,7 @@ class TaskRunner:
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.env_passthrough = env_passthrough
         self.stderr_cap = stderr_cap
+        self.sandbox = sandbox or SandboxPolicy()  # shadow runs are always confined; live runs by default
 
     def run(
         self,
@@ -240,9 +246,14 @@ class TaskRunner:
             "VAULT_ROOT": str(run.root), "AUTOVAULT_TASK": run.name, "AUTOVAULT_DATE": run.date,
             "AUTOVAULT_RUN_ID": run_id,
         }, self.env_passthrough)
+        shadow = run.root.resolve() != self.root
+        confinement = self.sandbox.confinement(run.root, shadow=shadow, outputs=[
+            expand_output(p, run.date, run.name) for p in run.task.outputs])
         try:
-            result = run_script(argv, cwd=run.root, env=env, timeout=run.task.timeout,
-                                output_cap=run.task.output_cap, stdin=stdin, stderr_cap=self.stderr_cap)
+            result = run_script(argv, cwd=run.root, env=env, timeout=run.task.timeout, output_cap=run.task.output_cap,
+                                stdin=stdin, stderr_cap=self.stderr_cap, confinement=confinement)
+        except SandboxUnavailable as e:
+            raise StageFailed(f"{stage}: {rel} was not run: {e}") from None
         except OSError as e:  # e.g. a shebang naming an interpreter that is not installed
             raise StageFailed(f"{stage}: cannot start {rel} ({argv[0]}): {e.strerror or e}; fix its first line or "
                               f"install the interpreter") from None
@@ -254,8 +265,9 @@ class TaskRunner:
             tail = result.stderr_tail()
             said = f": {tail}" if tail else " (no stderr)"
             shown = shlex.join(rel if a == str(script) else a for a in argv)
+            hint = f" ({self.sandbox.hint(shadow=shadow)})" if confinement is not None else ""
             raise StageFailed(
-                f"{stage}: {rel} exited {result.returncode}{said}; reproduce with `cd {self.root} && {shown}`")
+                f"{stage}: {rel} exited {result.returncode}{said}; reproduce with `cd {self.root} && {shown}`{hint}")
         return result, args
 
     def _inputs(self, run: _Run) -> dict[str, str]:

@@ -14,11 +14,12 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.atomic import safe_path
+from adapters.sandbox import MARK, Confinement, SandboxUnavailable, confined
 
 SAFE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
@@ -96,13 +97,24 @@ def run_script(
     output_cap: int,
     stdin: bytes = b"",
     stderr_cap: int = STDERR_CAP,
+    confinement: Confinement | None = None,
 ) -> ScriptResult:
-    """Run argv to completion or timeout; return at most `output_cap` bytes of stdout."""
+    """Run argv to completion or timeout; return at most `output_cap` bytes of stdout. With a `confinement`
+    it runs sandboxed (`adapters.sandbox`; SandboxUnavailable, before anything starts, when it cannot be)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, cwd=cwd, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, close_fds=True,
-    )
+    with confined(env, confinement) as (run_env, preexec):
+        return _run(argv, cwd, run_env, timeout, output_cap, stdin, stderr_cap, t0, preexec)
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float, output_cap: int, stdin: bytes,
+         stderr_cap: int, t0: float, preexec: Callable[[], None] | None) -> ScriptResult:
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, close_fds=True, preexec_fn=preexec,
+        )
+    except subprocess.SubprocessError as e:  # only the sandbox's preexec_fn raises it: nothing was exec'd
+        raise SandboxUnavailable(f"{MARK} the script's process could not confine itself ({e}); it was not run") from None
     try:
         out, err, timed_out = _pump(proc, stdin, timeout, {"out": output_cap, "err": stderr_cap})
     finally:

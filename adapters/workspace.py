@@ -4,15 +4,22 @@ The copy is a real copy (never hardlinks: a task writing `>> file` in the shadow
 hardlink into the live vault). Symlinked files are copied as their content for the same reason; symlinked
 folders are skipped. Folders that are not the vault's "weights" (.git, .autovault, caches, virtualenvs) are
 left out; `include` narrows the copy to a few globs when the vault is large.
+
+A shadow `autovault-shadow-XXXX/` comes with `autovault-shadow-XXXX.lock` beside it, flock'ed by the process
+using the shadow until `cleanup`. A process killed mid-verification leaves both; `sweep_orphans` (run at the
+start of every command) removes a shadow whose lock nobody holds — never one a live process is using.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import fnmatch
 import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +31,8 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     ".pytest_cache", ".DS_Store",
 )
 MAX_COPY_BYTES = 1 << 30  # a vault bigger than this is almost surely copying data it does not need
+PREFIX = "autovault-shadow-"
+LEGACY_AGE_S = 24 * 3600  # a shadow made before locks existed is an orphan once this old
 
 
 class WorkspaceTooLarge(RuntimeError):
@@ -33,11 +42,13 @@ class WorkspaceTooLarge(RuntimeError):
 class ShadowWorkspace:
     """A temp copy of a vault. Use as a context manager; `root` is where tasks run."""
 
-    def __init__(self, live_root: Path, root: Path, manifest: dict[str, str], skipped: list[str]) -> None:
+    def __init__(self, live_root: Path, root: Path, manifest: dict[str, str], skipped: list[str],
+                 lock_fd: int = -1) -> None:
         self.live_root = live_root
         self.root = root
         self.manifest = manifest  # rel -> sha256 at copy time
         self.skipped = skipped  # symlinked folders left out, for the record
+        self._lock_fd = lock_fd  # held while the shadow is in use (see `sweep_orphans`)
 
     @classmethod
     def create(
@@ -53,14 +64,14 @@ class ShadowWorkspace:
         live = Path(root).resolve()
         if not live.is_dir():
             raise FileNotFoundError(f"vault root {live} is not a folder; check `vault:` in vault.yml")
-        shadow = Path(tempfile.mkdtemp(prefix="autovault-shadow-", dir=parent))
+        shadow, lock_fd = _claim(Path(parent) if parent is not None else Path(tempfile.gettempdir()))
         try:
             manifest, skipped = _copy_tree(live, shadow, list(include) if include is not None else None,
                                            set(DEFAULT_EXCLUDE) | set(exclude), max_bytes)
         except BaseException:
-            shutil.rmtree(shadow, ignore_errors=True)
+            _release(shadow, lock_fd)
             raise
-        return cls(live, shadow, manifest, skipped)
+        return cls(live, shadow, manifest, skipped, lock_fd)
 
     def path(self, rel: str) -> Path:
         return safe_path(self.root, rel)
@@ -95,13 +106,105 @@ class ShadowWorkspace:
         return out
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        fd, self._lock_fd = self._lock_fd, -1
+        _release(self.root, fd)
 
     def __enter__(self) -> ShadowWorkspace:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.cleanup()
+
+
+def _claim(parent: Path) -> tuple[Path, int]:
+    """A fresh shadow folder and the held lock that marks it in use. The lock file is locked before it gets
+    its sweepable name (an atomic link), so a sweep never finds a live shadow's lock free."""
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd, claim = tempfile.mkstemp(prefix=f".{PREFIX}", suffix=".claim", dir=parent)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            shadow = parent / Path(claim).name[1:].removesuffix(".claim")
+            lock = shadow.with_name(shadow.name + ".lock")
+            os.link(claim, lock)
+            try:
+                os.mkdir(shadow, 0o700)
+            except FileExistsError:  # a folder of that name that is not ours: try another name
+                lock.unlink()
+                raise
+            return shadow, fd
+        except FileExistsError:
+            os.close(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(claim)
+
+
+def _release(shadow: Path, lock_fd: int) -> None:
+    """Remove the shadow, then its lock file; the lock is let go last."""
+    shutil.rmtree(shadow, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        shadow.with_name(shadow.name + ".lock").unlink()
+    if lock_fd >= 0:
+        os.close(lock_fd)
+
+
+def sweep_orphans(parent: Path | str | None = None, *, now: float | None = None) -> list[Path]:
+    """Remove shadows under `parent` (default: the temp folder) whose process is gone; returns them.
+
+    A shadow with a lock file is an orphan when the lock can be taken; one without (made before locks
+    existed) when it is older than a day.
+    """
+    base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(base.glob(f"{PREFIX}*"))
+    except OSError:
+        return removed
+    at = time.time() if now is None else now
+    for claim in base.glob(f".{PREFIX}*.claim"):  # killed while claiming a name
+        if _take(claim):
+            removed.append(claim)
+    for path in entries:
+        if path.name.endswith(".lock"):
+            if not path.with_name(path.name.removesuffix(".lock")).exists() and _take(path):
+                removed.append(path)  # a kill between the shadow's removal and its lock's
+            continue
+        if not path.is_dir() or path.is_symlink():
+            continue
+        lock = path.with_name(path.name + ".lock")
+        if lock.exists():
+            if _take(lock, shadow=path):
+                removed.append(path)
+        else:
+            with contextlib.suppress(OSError):
+                if at - path.stat().st_mtime > LEGACY_AGE_S:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+    return removed
+
+
+def _take(lock: Path, shadow: Path | None = None) -> bool:
+    """Take `lock` if nobody holds it, remove the shadow and the lock; False when it is in use."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    if shadow is not None:
+        shutil.rmtree(shadow, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        lock.unlink()
+    os.close(fd)
+    return True
 
 
 def _wanted(rel: str, include: list[str] | None) -> bool:

@@ -13,7 +13,9 @@ import benchmarks
 def main(argv: list[str]) -> int:
     wanted = set(argv)
     names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
-    skip = {"bench_faults"}  # `make bench-faults` runs it on its own: it is an end-to-end evaluation
+    # End-to-end evaluations with their own targets: `make bench-faults`, `make bench-safety` (which includes
+    # bench_safety_proposals).
+    skip = {"bench_faults", "bench_safety", "bench_safety_proposals"}
     for name in names:
         if (wanted and name not in wanted) or (not wanted and name in skip):
             continue

@@ -12,7 +12,10 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 import daemon.commands as commands
+import daemon.commands_audit as commands_audit
 import daemon.commands_cycle as commands_cycle
+import daemon.commands_doctor as commands_doctor
+import daemon.commands_gpu as commands_gpu
 import daemon.commands_graph as commands_graph
 import daemon.commands_run as commands_run
 import daemon.commands_service as commands_service
@@ -22,7 +25,8 @@ log = structlog.get_logger("autovault.cli")
 
 # Each command module adds its subparsers (`add_parsers(sub)`) and maps names to functions (`COMMANDS`).
 # Add new command families here, one module each.
-COMMAND_MODULES: list[ModuleType] = [commands_cycle, commands_service, commands_graph, commands_run]
+COMMAND_MODULES: list[ModuleType] = [commands_cycle, commands_service, commands_graph, commands_run, commands_audit,
+                                     commands_doctor, commands_gpu]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="+")
 
     c = sub.add_parser("status", help="tasks, worst first")
+    c.add_argument("--as-of", default=None, help="as it was at #POSITION or a time (read models folded privately)")
     c.add_argument("--signatures", action="store_true", help="add each task's failure signatures")
 
     sub.add_parser("tasks", help="the configured tasks")

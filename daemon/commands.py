@@ -8,17 +8,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+from adapters.backends.retirement import CURRENT_DEFAULT, anthropic_models, retiring
 from adapters.config_loader import ConfigError, check_config, load_config
 from daemon.bootstrap import Services, bootstrap, register_tasks
 from daemon.dataflow import refresh_after_events
-from daemon.output import fmt_score, fmt_trend, print_json, table
+from daemon.output import fmt_score, fmt_trend, print_json, progress_bar, table
 from domain.config import VaultConfig
-from domain.signatures import Signature
+from handlers.diagnose import SignatureNote, all_findings, open_signatures
 from handlers.ingest import IngestReport, ingest_path
-from handlers.tasks import TaskOutcome, all_signatures, judge, run_and_judge, run_from_view, task_signatures
-from projections.globs import overlaps
+from handlers.tasks import TaskOutcome, judge, run_and_judge, run_from_view
+from projections.problems import problem_count
 from projections.quality import quality_table
 from projections.runs import task_history
 
@@ -51,11 +50,6 @@ def _services(args: argparse.Namespace) -> Services:
     return svc
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=True, disable=not sys.stderr.isatty())
-
-
 # ---- check ---------------------------------------------------------------------------------------
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -68,8 +62,20 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(p, file=sys.stderr)
     else:
         cfg = load_config(path)
+        for warning in model_warnings(cfg):
+            print(warning, file=sys.stderr)
         print(f"{path}: ok — {len(cfg.tasks)} tasks, vault {cfg.root}, store {cfg.store}")
     return 1 if problems else 0
+
+
+def model_warnings(cfg: VaultConfig) -> list[str]:
+    """Configured Anthropic models that the installed client says retire: a warning, the vault still runs."""
+    specs = [cfg.judge.model, *(t.model for t in cfg.tasks.values()),
+             *(m for t in cfg.tasks.values() for m in t.candidates)]
+    names = anthropic_models(specs, cfg.backends.anthropic.model)
+    return [f"{cfg.source}: warning: anthropic model {name} reaches end of life on {date} — fix: set "
+            f"backends.anthropic.model (and any anthropic:{name} task model) to a current model, e.g. {CURRENT_DEFAULT}"
+            for name, date in retiring(names).items()]
 
 
 # ---- ingest --------------------------------------------------------------------------------------
@@ -100,10 +106,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 # ---- status, tasks, history ----------------------------------------------------------------------
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if getattr(args, "as_of", None):
+        from daemon.commands_audit import status_as_of
+
+        return status_as_of(args)
     with _services(args) as svc:
         with svc.engine_connect() as conn:
             rows = [q for q in quality_table(conn) if q.task in svc.config.tasks]
+            skipped = problem_count(conn)
         sigs = _signatures(svc, [q.task for q in rows]) if args.signatures else {}
+    if skipped:
+        print(f"autovault: {skipped} events could not be folded into the read models and were skipped — see "
+              "`autovault doctor`", file=sys.stderr)
     if args.json:
         print_json([{**_asdict(q), **({"signatures": sigs.get(q.task, [])} if args.signatures else {})} for q in rows])
         return 0
@@ -179,7 +193,7 @@ def cmd_run_task(args: argparse.Namespace) -> int:
     outcomes: list[TaskOutcome] = []
     with _services(args) as svc:
         names = _task_names(svc, args.task, args.all)
-        with _progress() as progress:
+        with progress_bar() as progress:
             bar = progress.add_task("running tasks", total=len(names))
             for name in names:
                 progress.update(bar, description=f"running {name}")
@@ -242,24 +256,31 @@ def cmd_judge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _signatures(svc: Services, names: list[str]) -> dict[str, list[Signature]]:
-    return all_signatures(names, config=svc.config, history=svc.history, read_text=svc.read_vault_text,
-                          reads=overlaps)
+def _signatures(svc: Services, names: list[str]) -> dict[str, list[SignatureNote]]:
+    """Each task's open signatures: runs since its last kept change, script lints, the data audit, its collector
+    measured in a shadow, data-flow findings (`handlers.diagnose.open_signatures`); a bar while collectors run."""
+    found: dict[str, list[SignatureNote]] = {}
+    findings = all_findings(svc)
+    with progress_bar() as progress:
+        bar = progress.add_task("reading signatures", total=len(names))
+        for name in names:
+            progress.update(bar, description=f"signatures of {name}")
+            found[name] = open_signatures(name, svc, findings=findings)
+            progress.advance(bar)
+    return found
 
 
 def cmd_signatures(args: argparse.Namespace) -> int:
     with _services(args) as svc:
         if args.task:
-            found = {args.task: task_signatures(args.task, config=svc.config, history=svc.history,
-                                                read_text=svc.read_vault_text, reads=overlaps)}
-        else:
-            found = _signatures(svc, list(svc.config.tasks))
+            svc.config.task(args.task)
+        found = _signatures(svc, [args.task] if args.task else list(svc.config.tasks))
     if args.json:
         print_json(found)
         return 0
-    table("failure signatures", ["task", "signature", "severity", "lever", "evidence"], [
-        (task, s.name, s.severity, s.lever, s.summary) for task, sigs in found.items() for s in sigs
-    ])
+    table("failure signatures", ["task", "signature", "severity", "lever", "from", "evidence"], [
+        (task, s.name, s.severity, s.lever, s.source, s.summary) for task, sigs in found.items() for s in sigs
+    ], caption="from: runs (since the task's last kept change), lint, audit, trace (collector measured), finding")
     return 0
 
 

@@ -127,7 +127,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
                 print(f"[{r.task}] {r.outcome}: {r.delta.description if r.delta else '-'} — {r.reason}", flush=True)
 
         report = run_loop(cycle_deps(svc, say), quality, target=target, patience=patience,
-                          max_cycles=args.max_cycles, jobs=jobs, on_result=shown, reload=reloader(svc, say))
+                          max_cycles=args.max_cycles, jobs=jobs, on_result=shown, reload=reloader(svc, say),
+                          catch_up=svc.projections.catch_up)
         svc.projections.catch_up()
     _print_loop(report, args.json)
     return 1 if any(r.outcome == "failed" for r in report.results) and report.kept == 0 else 0

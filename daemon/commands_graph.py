@@ -12,7 +12,8 @@ from rich.markup import escape
 from adapters.config_loader import load_config
 from daemon.bootstrap import Services, bootstrap, register_tasks
 from daemon.dataflow import current_findings, dataflow_for, findings_runner, refresh_after_events
-from daemon.output import print_json, table
+from daemon.output import print_json, progress_bar, table
+from handlers.diagnose import SignatureNote, file_signatures
 from projections.findings import finding_summary, findings
 from projections.graph_render import to_dot, to_mermaid, to_png, to_text
 
@@ -57,15 +58,34 @@ def cmd_findings(args: argparse.Namespace) -> int:
         findings_runner(svc.store).catch_up()
         with svc.engine_connect() as conn:
             rows = findings(conn, open_only=args.open)
+        files = _file_findings(svc)
     if args.json:
-        print_json(rows)
+        print_json([*rows, *({"kind": n.name, "subject": task, "tasks": [task], "severity": n.severity, "open": True,
+                              "source": n.source, "summary": n.summary, "evidence": n.evidence}
+                             for task, n in files)])
         return 0
     table("findings" + (" (open)" if args.open else ""), ["kind", "subject", "tasks", "severity", "state", "evidence"], [
-        tuple(escape(str(c)) for c in (r.kind, r.subject, ", ".join(r.tasks), r.severity,
-                                         r.state + (f" by {r.by_cycle}" if r.by_cycle else ""), finding_summary(r.kind, r.subject, r.evidence)))
-        for r in rows
-    ], caption=f"{sum(r.open for r in rows)} open, {sum(not r.open for r in rows)} resolved")
+        *(tuple(escape(str(c)) for c in (r.kind, r.subject, ", ".join(r.tasks), r.severity,
+                                           r.state + (f" by {r.by_cycle}" if r.by_cycle else ""),
+                                           finding_summary(r.kind, r.subject, r.evidence))) for r in rows),
+        *(tuple(escape(str(c)) for c in (n.name, task, task, n.severity, f"open ({n.source})", n.summary))
+          for task, n in files),
+    ], caption=f"{sum(r.open for r in rows) + len(files)} open ({len(files)} in the task files: lint, data audit, "
+               f"measured collector), {sum(not r.open for r in rows)} resolved")
     return 0
+
+
+def _file_findings(svc: Services) -> list[tuple[str, SignatureNote]]:
+    """What each enabled task's files show before any run (`handlers.diagnose.file_signatures`): they stay open
+    until a change to the files makes them go."""
+    names = [n for n, t in svc.config.tasks.items() if t.enabled]
+    out: list[tuple[str, SignatureNote]] = []
+    with progress_bar() as progress:
+        bar = progress.add_task("measuring collectors", total=len(names))
+        for name in names:
+            out += [(name, n) for n in file_signatures(name, svc)]
+            progress.advance(bar)
+    return out
 
 
 def add_parsers(sub: Any) -> None:

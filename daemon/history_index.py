@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import structlog
 from eventsourcing.utils import get_topic
 
 from adapters.eventstore import VaultStore
@@ -19,10 +20,11 @@ from domain.aggregates import Cycle, Task
 
 _CYCLE_PHASES: dict[str, str] = {
     get_topic(Cycle.Started): "started",  # type: ignore[attr-defined]
-    get_topic(Cycle.Diagnosed): "diagnosed",  # type: ignore[attr-defined]
-    get_topic(Cycle.Proposed): "proposed",  # type: ignore[attr-defined]
-    get_topic(Cycle.Verified): "verified",  # type: ignore[attr-defined]
+    get_topic(Cycle.Diagnosed): "diagnosed",
+    get_topic(Cycle.Proposed): "proposed",
+    get_topic(Cycle.Verified): "verified",
     get_topic(Cycle.AwaitingApproval): "awaiting_approval",  # type: ignore[attr-defined]
+    get_topic(Cycle.Approved): "approved",  # type: ignore[attr-defined]
     get_topic(Cycle.Kept): "kept",  # type: ignore[attr-defined]
     get_topic(Cycle.Discarded): "discarded",  # type: ignore[attr-defined]
     get_topic(Cycle.Failed): "failed",  # type: ignore[attr-defined]
@@ -58,7 +60,11 @@ class _Fold:
             if not page:
                 return
             for n in page:
-                self.fold(n.topic, self.store.mapper.to_domain_event(n))
+                try:
+                    self.fold(n.topic, self.store.mapper.to_domain_event(n))
+                except Exception as e:  # one event written badly (an older version, by hand) must not stop the daemon
+                    structlog.get_logger("autovault.daemon").warning(
+                        "event skipped by the daemon's index", notification_id=n.id, error=f"{type(e).__name__}: {e}")
             self.position = page[-1].id
 
     def fold(self, topic: str, event: Any) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -34,6 +35,12 @@ def console() -> Console:
     # Piped output (logs, CI, `| less`) gets wide rows instead of wrapping at 80 columns.
     width = None if sys.stdout.isatty() else 200
     return Console(highlight=False, soft_wrap=False, width=width)
+
+
+def progress_bar() -> Progress:
+    """A bar on stderr for long work, shown only on a terminal (never in piped or --json output)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=True, disable=not sys.stderr.isatty())
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None) -> None:

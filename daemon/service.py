@@ -43,8 +43,10 @@ from adapters.backends.registry import ModelRouter, build_backends
 from adapters.config_loader import ConfigError, load_config
 from adapters.eventstore import prepare_url
 from adapters.runner import TaskRunner
+from adapters.sandbox import policy_of
 from adapters.watch import Debouncer, OwnWrites, VaultWatcher, WatchSet
 from adapters.watch_state import Offset, Seen, WatchState
+from daemon import gpu_jobs
 from daemon.bootstrap import Services, bootstrap, cycle_deps, register_tasks
 from daemon.dataflow import refresh_after_events
 from daemon.history_index import ChangedIndex, CycleIndex
@@ -54,6 +56,7 @@ from daemon.scheduler import Scheduler, parse_started
 from domain.config import VaultConfig
 from domain.delta import unified_diff
 from domain.ingest import IngestedRun, IngestedScore, IngestError, parse_line
+from gpu.paths import experiments_dir
 from handlers import policies
 from handlers.apply import apply_root
 from handlers.ingest import IngestReport, ingest_items
@@ -128,7 +131,7 @@ def default_cycle_factory(svc: Services, lock: threading.Lock, own: OwnWrites) -
 
 @dataclass
 class Job:
-    kind: str  # scheduled | verify | cycle
+    kind: str  # scheduled | verify | cycle | experiment
     task: str
     trigger: str = ""
     tasks: list[str] = field(default_factory=list)
@@ -215,6 +218,7 @@ class Daemon:
             self.first_start = False
             self.recovered_paths = set()  # from now on a change to those files is someone else's
             svc.projections.catch_up()
+            self.pending += [Job("experiment", task, "resume", key=key) for task, key in gpu_jobs.resumable(svc)]
             policies.handle(policies.EventsRecorded(tuple(svc.config.tasks)), self.ctx)
             self.notifier.ready(self._idle_status())
             log.info("ready", vault=str(svc.config.root), watching=len(self.baseline))
@@ -252,7 +256,8 @@ class Daemon:
         return policies.Context(
             config=svc.config, store=svc.store, clock=self.opts.clock, quality=quality,
             open_cycles=self._open_cycle_tasks, last_cycle_start=self._last_cycle_start,
-            start_cycle=self._queue_cycle, queue_verification=self._queue_verification,
+            start_cycle=self._queue_cycle, queue_verification=self._queue_verification, queue_run=self._queue_run,
+            queue_experiment=self._queue_experiment,
             refresh_findings=lambda start: refresh_after_events(svc, start_cycle=start),
             week_facts=self._week_facts, state_dir=state_dir(svc.config, self.opts.env),
             log=lambda m: log.info(m),
@@ -275,6 +280,18 @@ class Daemon:
         key = new_key(task)
         self.pending.append(Job("cycle", task, trigger, list(tasks), key))
         return key
+
+    def _queue_run(self, task: str) -> None:
+        """A live run of `task` at the next free moment (a kept cycle changed it), unless one is already due."""
+        if not any(j.kind == "scheduled" and j.task == task for j in self.pending) and \
+                not (self.running and self.running.kind == "scheduled" and self.running.task == task):
+            self.pending.append(Job("scheduled", task, "rerun after a kept change"))
+
+    def _queue_experiment(self, task: str, trigger: str) -> bool:
+        key = gpu_jobs.queue_for(self.svc, task, trigger)
+        if key is not None:
+            self.pending.append(Job("experiment", task, trigger, key=key))
+        return key is not None
 
     def _queue_verification(self, task: str) -> None:
         if not any(j.kind == "verify" and j.task == task for j in self.pending):
@@ -415,6 +432,8 @@ class Daemon:
         if job.kind == "cycle":
             factory = self.opts.cycle_factory or default_cycle_factory
             return factory(svc, self.apply_lock, self.own)(job.task, job.trigger, job.tasks, job.key)
+        if job.kind == "experiment" and job.key:
+            return gpu_jobs.run_job(svc, job.key, self.apply_lock, self.own)
         outcome = run_and_judge(job.task, config=svc.config, runner=svc.runner, store=svc.store,
                                 complete=svc.models.complete, history=svc.history, read_text=svc.read_vault_text,
                                 shadow=job.kind == "verify", source="daemon")
@@ -437,7 +456,9 @@ class Daemon:
         if job.kind == "cycle":
             outcome = str(getattr(result, "outcome", "failed"))
             log.info("cycle finished", task=job.task, outcome=outcome, cycle=job.key)
-            policies.handle(policies.CycleFinished(job.task, job.trigger, outcome), self.ctx)
+            delta = getattr(result, "delta", None)
+            policies.handle(policies.CycleFinished(job.task, job.trigger, outcome, getattr(delta, "lever", None),
+                                                   job.key), self.ctx)
         policies.handle(policies.EventsRecorded((job.task,)), self.ctx)
 
     # ---- watched paths -------------------------------------------------------------------------------
@@ -545,6 +566,8 @@ class Daemon:
                 items.append(item)
         report = IngestReport()
         ingest_items(items, self.svc.store, report)
+        for conflict in report.errors:  # a run_id recorded before with other content
+            log.warning("log line refused", error=conflict)
         done = Offset(st.st_ino, at.offset + len(complete), line)
         self.state.set_offset(str(path), done)
         self.offsets[str(path)] = done
@@ -575,8 +598,9 @@ class Daemon:
         seen = self.baseline.get(str(source))
         svc.config = new
         if new.backends != old.backends and self.opts.models is None:
-            svc.models = build_backends(new.backends, self.opts.env)
-        svc.runner = TaskRunner(new.root, svc.models, clock=self.opts.clock)
+            svc.models = build_backends(new.backends, self.opts.env,
+                                        experiments=experiments_dir(new.source, new.store, self.opts.env))
+        svc.runner = TaskRunner(new.root, svc.models, clock=self.opts.clock, sandbox=policy_of(new.sandbox))
         register_tasks(svc.store, new)
         self.scheduler.reload(new)
         self.watch = WatchSet.of(new)

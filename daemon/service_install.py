@@ -1,8 +1,10 @@
 """`autovault service install [--user]`: render systemd/autovault.service with this machine's paths.
 
 The unit gets absolute paths only (systemd has no working directory or PATH to resolve against): the
-venv's `autovault`, vault.yml, the vault root (writable through ProtectSystem=strict) and, for a SQLite
-store outside the vault, its folder. The file is written atomically and never replaces a different unit
+venv's `autovault`, vault.yml and the folders the daemon writes (ReadWritePaths through ProtectSystem=strict):
+the vault root, the folder of vault.yml (a kept config change replaces the file atomically: a temp file and a
+rename there), the journal folder `.autovault` at the apply root (the folder holding vault and vault.yml) and
+a SQLite store outside the vault. A folder inside another listed one is left out. The file is written atomically and never replaces a different unit
 unless `force=True`; the caller prints `InstallResult.commands` for the user to run (we do not run
 systemctl: installing a service is the user's decision, and the manager may be on another bus).
 
@@ -26,6 +28,8 @@ from sqlalchemy.engine import make_url
 
 from adapters.atomic import write_atomic
 from adapters.config_loader import load_config
+from domain.config import VaultConfig
+from handlers.apply import apply_root
 
 UNIT_NAME = "autovault.service"
 TEMPLATE = Path(__file__).resolve().parent.parent / "systemd" / UNIT_NAME
@@ -45,10 +49,11 @@ class InstallResult:
     user: bool
     unit: str  # the rendered text
     commands: tuple[str, ...]  # what the user runs next, in order
+    warnings: tuple[str, ...] = ()
 
     def instructions(self) -> str:
         head = f"{'wrote' if self.changed else 'unchanged'} {self.path}"
-        return "\n".join([head, *(f"  {c}" for c in self.commands)])
+        return "\n".join([head, *(f"  {c}" for c in self.commands), *(f"warning: {w}" for w in self.warnings)])
 
 
 def user_unit_dir(env: dict[str, str] | None = None) -> Path:
@@ -91,13 +96,32 @@ def _quote(path: Path, what: str) -> str:
     return f'"{text}"' if any(c.isspace() for c in text) else text
 
 
-def _store_folder(store: str, vault: Path) -> Path | None:
-    """The folder of a SQLite store outside the vault (the vault itself is already writable)."""
+def _store_folder(store: str) -> Path | None:
+    """The folder of a SQLite store."""
     url = make_url(store)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    folder = Path(os.path.abspath(url.database)).parent
-    return None if folder == vault or vault in folder.parents else folder
+    return Path(os.path.abspath(url.database)).parent
+
+
+def writable_folders(config: VaultConfig) -> list[Path]:
+    """What the daemon writes besides the vault, minus what a listed folder (or the vault) already covers."""
+    vault = Path(os.path.abspath(config.root))
+    wanted = [Path(os.path.abspath(config.source)).parent, Path(os.path.abspath(apply_root(config))) / ".autovault",
+              _store_folder(str(config.store))]
+    out: list[Path] = []
+    for folder in wanted:
+        if folder is None or any(folder == c or c in folder.parents for c in [vault, *out]):
+            continue
+        out = [c for c in out if folder not in c.parents]
+        out.append(folder)
+    return out
+
+
+def _warnings(folders: list[Path]) -> tuple[str, ...]:
+    home = Path.home()
+    return tuple(f"{f} becomes writable for the service because vault.yml lives there — move vault.yml into the "
+                 "vault or a folder of its own for a tighter unit" for f in folders if f in (home, Path("/")))
 
 
 def _service_user(vault: Path, service_user: str | None) -> str:
@@ -123,7 +147,7 @@ def render_unit(
     service_user: str | None = None,
 ) -> str:
     """Fill the placeholders; for a user unit also drop what a user manager cannot honour."""
-    state_paths = " ".join("-" + _quote(p, "store folder") for p in state)
+    state_paths = " ".join("-" + _quote(p, "writable folder") for p in state)
     values = {
         "@EXEC@": _quote(exec_path, "executable"),
         "@CONFIG@": _quote(config_path, "config"),
@@ -164,7 +188,10 @@ def install_unit(
         raise ServiceInstallError(
             f"{TEMPLATE}: unit template missing — fix: run from an autovault checkout (pip install -e .)"
         )
-    state = [p for p in [_store_folder(str(loaded.store), vault)] if p is not None]
+    state = writable_folders(loaded)
+    journal = Path(os.path.abspath(apply_root(loaded))) / ".autovault"
+    if journal in state:
+        journal.mkdir(exist_ok=True)  # ReadWritePaths needs it to exist when the service starts
     unit = render_unit(
         TEMPLATE.read_text(),
         exec_path=executable,
@@ -176,7 +203,7 @@ def install_unit(
     )
     target = Path(unit_dir or (user_unit_dir() if user else SYSTEM_UNIT_DIR)) / UNIT_NAME
     changed = _write(target, unit, force)
-    return InstallResult(target, changed, user, unit, commands(user))
+    return InstallResult(target, changed, user, unit, commands(user), _warnings(state))
 
 
 def _write(target: Path, unit: str, force: bool) -> bool:

@@ -1,6 +1,6 @@
 """Deciding whether a verified delta is kept: a paired, input-clustered, seeded bootstrap rule.
 
-Why this shape (see /work/shared/notes/acceptance.md): LLM outputs and LLM judges are noisy, and a
+Why this shape (docs/cycle.md, "Decisions"): LLM outputs and LLM judges are noisy, and a
 single-run "candidate scored higher" keeps noise as progress. So:
 
 - the unit is the *input* (one collected context run through both arms); several runs of one input are

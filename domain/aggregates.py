@@ -1,4 +1,5 @@
-"""The four aggregates whose events are the whole history: Task, Cycle, Experiment, Finding.
+"""The aggregates whose events are the whole history: Task, Cycle, Experiment, Finding, and for audits
+Vault (vault.yml as loaded), Judge (anchor rescoring) and Audit.
 
 Events carry hashes, never large text: outputs and diffs live in the blob store keyed by sha256.
 State kept on an aggregate is only what its own decisions need (dedup of ingested runs, the phase of a
@@ -7,6 +8,7 @@ cycle); everything a person asks about is a projection.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +30,7 @@ class Task(Aggregate):
         self.config_hash = config_hash
         # Keys of facts that came from outside (run ids, "score:<run>:<judge>") so a re-ingest is a no-op.
         # A dict, not a set: snapshots are JSON and JSON has no sets.
-        self.ingested: dict[str, int] = {}
+        self.ingested: dict[str, int | str] = {}  # key -> content fingerprint (1: recorded before fingerprints)
         self.runs = 0
 
     @event("Reconfigured")
@@ -48,7 +50,8 @@ class Task(Aggregate):
         """A vault file this task reads changed; `by` is human | cycle | revert."""
 
     class Ran(Aggregate.Event):
-        """One execution. v2 added `thinking_tokens`, `source`, `context_hash` and `blocks`.
+        """One execution. v2 added `thinking_tokens`, `source`, `context_hash` and `blocks`; v3 fills
+        `context_hash` and `blocks` for v2 events stored before those two joined v2 (they have the others).
 
         Schema evolution: stored events keep the shape they were written with; the mapper reads
         `class_version` from the stored state (absent means 1) and calls `upcast_vN_vN+1` in turn until it
@@ -57,7 +60,7 @@ class Task(Aggregate):
         `upcast_v1_v2` as it is, so v1 → v2 → v3 chains.
         """
 
-        class_version = 2
+        class_version = 3
 
         run_id: str
         started: str
@@ -87,10 +90,15 @@ class Task(Aggregate):
             state["context_hash"] = None
             state["blocks"] = 0
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state.setdefault("context_hash", None)
+            state.setdefault("blocks", 0)
+
         def apply(self, aggregate: Any) -> None:
             aggregate.runs += 1
             if self.source == "log":
-                aggregate.ingested[self.run_id] = 1
+                aggregate.ingested[self.run_id] = run_fingerprint(self.__dict__)
 
     def record_run(self, **fields: Any) -> None:
         self.trigger_event(self.Ran, **fields)
@@ -106,10 +114,28 @@ class Task(Aggregate):
         source: str = "judge",
     ) -> None:
         if source == "log":
-            self.ingested[score_key(run_id, judge)] = 1
+            self.ingested[score_key(run_id, judge)] = score_fingerprint(score, reasons)
 
     def has_ingested(self, key: str) -> bool:
         return key in self.ingested
+
+    def ingested_otherwise(self, key: str, fingerprint: str) -> bool:
+        """Was `key` ingested with other content? (Records made before fingerprints were kept say 1: unknown.)"""
+        known = self.ingested.get(key)
+        return isinstance(known, str) and known != fingerprint
+
+
+RUN_CONTENT = ("started", "model", "options", "duration_s", "prompt_tokens", "output_tokens", "thinking_tokens",
+               "done_reason", "status", "output_hash", "artifacts", "context_hash")
+
+
+def run_fingerprint(fields: dict[str, Any]) -> str:
+    """What an ingested run said, in 16 hex digits: a second line with its run_id but other content is a conflict."""
+    return ids.sha256_text(json.dumps([fields.get(k) for k in RUN_CONTENT], sort_keys=True, default=str))[:16]
+
+
+def score_fingerprint(score: float, reasons: list[str]) -> str:
+    return ids.sha256_text(json.dumps([float(score), list(reasons)]))[:16]
 
 
 def score_key(run_id: str, judge: str) -> str:
@@ -133,13 +159,45 @@ class Cycle(Aggregate):
         self.delta_hash: str | None = None
         self.delta_blob: str | None = None
 
-    @event("Diagnosed")
+    class Diagnosed(Aggregate.Event):
+        """v2 added `cost`."""
+
+        class_version = 2
+
+        signatures: list[str]
+        evidence_hash: str
+        tasks: list[str]
+        cost: dict[str, float] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["cost"] = None
+
+    @event(Diagnosed)
     def diagnosed(
         self, signatures: list[str], evidence_hash: str, tasks: list[str], cost: dict[str, float] | None = None,
     ) -> None:
         self.phase = "diagnosed"
 
-    @event("Proposed")
+    class Proposed(Aggregate.Event):
+        """v2 added `delta_blob` and `description`."""
+
+        class_version = 2
+
+        delta_hash: str
+        proposer: str
+        lever: str
+        rationale: str
+        cost: dict[str, float]
+        delta_blob: str | None
+        description: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["delta_blob"] = None
+            state["description"] = ""
+
+    @event(Proposed)
     def proposed(
         self, delta_hash: str, proposer: str, lever: str, rationale: str, cost: dict[str, float],
         delta_blob: str | None = None, description: str = "",
@@ -153,7 +211,26 @@ class Cycle(Aggregate):
     def rejected(self, proposer: str, reason: str, answer_hash: str | None, cost: dict[str, float]) -> None:
         """A proposer answered with something unusable (malformed, out of scope, a no-op)."""
 
-    @event("Verified")
+    class Verified(Aggregate.Event):
+        """v2 added `detail`."""
+
+        class_version = 2
+
+        baseline: list[float]
+        candidate: list[float]
+        effect: float
+        interval: list[float]
+        decision: str
+        rule: dict[str, Any]
+        guardrails: list[str]
+        cost: dict[str, float]
+        detail: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["detail"] = None
+
+    @event(Verified)
     def verified(
         self,
         baseline: list[float],
@@ -173,6 +250,11 @@ class Cycle(Aggregate):
     def await_approval(self, paths: list[str]) -> None:
         self.phase = "awaiting_approval"
 
+    @event("Approved")
+    def approved(self, by: str) -> None:
+        """A person approved the delta's code; only now may it run (verified, then kept or discarded)."""
+        self.phase = "approved"
+
     @event("Kept")
     def kept(self, applied_hashes: dict[str, str], commit: str | None) -> None:
         self.phase = "kept"
@@ -191,27 +273,107 @@ class Cycle(Aggregate):
 
 
 class Experiment(Aggregate):
-    """One fine-tuning run on a task's training data."""
+    """One fine-tuning run on a task's training data: Queued → Started → Stepped × n (Checkpointed) → Finished
+    → Verified → Kept | Discarded, or Failed at any point. A crash leaves it `running` with its last
+    checkpoint on record; `Started(resumed_from=step)` continues it from there (`handlers.experiments`).
+
+    v2 of Queued, Started and Finished added fields (seed, trigger, data files; lease, resumed_from;
+    metrics, artifact hashes); their upcasters fill them for events stored by v1.
+    """
 
     @staticmethod
     def create_id(key: str) -> UUID:
         return ids.experiment_id(key)
 
-    @event("Queued")
-    def __init__(
-        self, key: str, task: str, sweep: str, base_model: str, dataset_hash: str, params: dict[str, Any]
-    ) -> None:
+    class Queued(Aggregate.Created):
+        class_version = 2
+
+        key: str
+        task: str
+        sweep: str
+        base_model: str
+        dataset_hash: str
+        params: dict[str, Any]
+        seed: int
+        trigger: str
+        data_files: dict[str, str]  # vault-relative path -> sha256 of the training data read
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["seed"] = 0
+            state["trigger"] = "cli"
+            state["data_files"] = {}
+
+    @event(Queued)
+    def __init__(self, key: str, task: str, sweep: str, base_model: str, dataset_hash: str,
+                 params: dict[str, Any], seed: int = 0, trigger: str = "cli",
+                 data_files: dict[str, str] | None = None) -> None:
         self.key = key
         self.task = task
+        self.sweep = sweep
         self.phase = "queued"
+        self.step = 0  # the last checkpointed step: where a resumed run starts
+        self.checkpoint: str | None = None
 
-    @event("Started")
-    def started(self, device: str) -> None:
-        self.phase = "running"
+    class Started(Aggregate.Event):
+        class_version = 2
 
-    @event("Finished")
-    def finished(self, metric: float, losses: list[float], duration_s: float, artifact: str | None) -> None:
-        self.phase = "finished"
+        device: str
+        lease: str  # who holds the device (host:pid:token), so a stale lease can be recognised
+        resumed_from: int  # 0: a fresh start; N: continued from the checkpoint at step N
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["lease"] = ""
+            state["resumed_from"] = 0
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.phase = "running"
+
+    def started(self, device: str, lease: str = "", resumed_from: int = 0) -> None:
+        self.trigger_event(self.Started, device=device, lease=lease, resumed_from=resumed_from)
+
+    @event("Stepped")
+    def stepped(self, step: int, loss: float, lr: float, tokens: int, seconds: float) -> None:
+        """A summary of the steps since the previous one: mean training loss at `step`, tokens seen, wall time."""
+
+    @event("Checkpointed")
+    def checkpointed(self, step: int, sha256: str) -> None:
+        self.step = step
+        self.checkpoint = sha256
+
+    class Finished(Aggregate.Event):
+        class_version = 2
+
+        metric: float  # held-out loss: the fixed metric experiments are ranked by (lower is better)
+        losses: list[float]
+        duration_s: float
+        artifact: str | None  # sha256 of the GGUF LoRA adapter
+        metrics: dict[str, Any]
+        artifacts: dict[str, str]  # name -> sha256 (peft adapter, GGUF adapter, Modelfile, loss plot)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["metrics"] = {}
+            state["artifacts"] = {"adapter": state["artifact"]} if state.get("artifact") else {}
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.phase = "finished"
+
+    def finished(self, metric: float, losses: list[float], duration_s: float, artifact: str | None,
+                 metrics: dict[str, Any] | None = None, artifacts: dict[str, str] | None = None) -> None:
+        self.trigger_event(self.Finished, metric=metric, losses=losses, duration_s=duration_s, artifact=artifact,
+                           metrics=dict(metrics or {}), artifacts=dict(artifacts or {}))
+
+    @event("Verified")
+    def verified(self, cycle: str, decision: str, effect: float | None, reason: str) -> None:
+        """The adapter ran the task on paired inputs against the task's model in cycle `cycle`."""
+        self.phase = "verified"
+
+    @event("Pruned")
+    def pruned(self, reason: str) -> None:
+        """A sweep stopped this trial early: its held-out losses were significantly worse than the best's."""
+        self.phase = "pruned"
 
     @event("Kept")
     def kept(self, reason: str) -> None:
@@ -224,6 +386,10 @@ class Experiment(Aggregate):
     @event("Failed")
     def failed(self, error: str) -> None:
         self.phase = "failed"
+
+    @property
+    def is_open(self) -> bool:
+        return self.phase in ("queued", "running")
 
 
 class Finding(Aggregate):
@@ -251,3 +417,100 @@ class Finding(Aggregate):
     @event("Resolved")
     def resolve(self, by_cycle: str | None, reason: str) -> None:
         self.open = False
+
+
+class Vault(Aggregate):
+    """vault.yml as autovault loaded it. A changed section is a fact of its own — a config reload, a model or
+    backend swap, a judge change — whoever made it and whether or not the daemon was watching.
+
+    `sections` maps a section name (`backends`, `judge`, `research`, `task.<name>`, `judge.<name>` — the identity
+    of the judge that scores a task: judge settings, rubric text and contract — …) to the sha256 of its canonical
+    text; `text_hash` is the sha256 of vault.yml itself. Every one of those texts is in the blob store, so any
+    two versions can be diffed and any past vault.yml rebuilt.
+    """
+
+    @staticmethod
+    def create_id() -> UUID:
+        return ids.vault_id()
+
+    @event("Configured")
+    def __init__(self, text_hash: str, sections: dict[str, str]) -> None:
+        self.text_hash = text_hash
+        self.sections = dict(sections)
+
+    @event("Reconfigured")
+    def reconfigure(self, text_hash: str, sections: dict[str, str], changed: list[str]) -> None:
+        """`changed`: the sections whose text differs (added and removed ones included)."""
+        self.text_hash = text_hash
+        self.sections = dict(sections)
+
+
+class Judge(Aggregate):
+    """The fixed anchor set a task's judge changes are measured on, and every rescoring of it.
+
+    A new judge model, rubric or contract moves scores without any output changing; rescoring the same
+    recorded outputs under the old and the new judge measures that move, so an audit does not blame the vault.
+    """
+
+    @staticmethod
+    def create_id(task: str) -> UUID:
+        return ids.judge_id(task)
+
+    @event("Anchored")
+    def __init__(self, task: str, run_ids: list[str]) -> None:
+        self.task = task
+        self.run_ids = list(run_ids)
+        self.rescored: dict[str, float] = {}  # "<previous key>><key>" -> shift on the anchors
+
+    @event("Rescored")
+    def rescored_under(
+        self, key: str, previous_key: str, scores: dict[str, float], previous: dict[str, float], shift: float,
+        interval: list[float], notes: list[str],
+    ) -> None:
+        """`scores`/`previous`: anchor run id -> score under the judge `key` / `previous_key`."""
+        self.rescored[f"{previous_key}>{key}"] = shift
+
+
+class Audit(Aggregate):
+    """One audit of a task's regression: where its score dropped, every change in that window, the bisect
+    steps that named the culprit, and the revert."""
+
+    @staticmethod
+    def create_id(key: str) -> UUID:
+        return ids.audit_id(key)
+
+    @event("Opened")
+    def __init__(
+        self, key: str, task: str, since: int | None, until: int, test: dict[str, Any], shift: dict[str, Any] | None,
+        window: list[int], changes: list[dict[str, Any]], drift: list[dict[str, Any]], verdict: str,
+        suspect: int | None,
+    ) -> None:
+        """`window`: the (exclusive, inclusive) event positions the culprit lies between; `changes` the changes
+        there, `suspect` the position of the one named without bisect (None: several, or none)."""
+        self.key = key
+        self.task = task
+        self.phase = "opened"
+        self.suspect = suspect
+        self.culprit: int | None = None
+
+    @event("Bisected")
+    def bisected(
+        self, step: int, tested: int, good: int, bad: int, verdict: str, effect: float, interval: list[float],
+        rule: dict[str, Any], detail: dict[str, Any],
+    ) -> None:
+        """One step: the vault as of change #`tested` against the state before the window; `verdict` regressed |
+        fine; `good`/`bad` the bracket after this step (indices into the window's changes, −1 = before them)."""
+        self.phase = "bisecting"
+
+    @event("Concluded")
+    def concluded(self, culprit: int | None, verdict: str, reason: str) -> None:
+        self.phase = "concluded"
+        self.culprit = culprit
+
+    @event("Reverted")
+    def reverted(self, cycle: str, outcome: str, reason: str) -> None:
+        self.phase = "reverted" if outcome == "kept" else self.phase
+
+    @event("Failed")
+    def failed(self, error: str) -> None:
+        self.phase = "failed"

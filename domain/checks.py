@@ -15,6 +15,7 @@ from typing import Any
 
 from jsonschema.validators import validator_for
 
+from domain import prompt_shapes
 from domain.config import BlockSpec, Expect
 from domain.runs import Check, RunResult
 
@@ -135,8 +136,8 @@ _ANY_CURLY = re.compile(r"(?<![\w\\{$^}])\{([^{}\n]{1,40})\}(?!\})")
 
 
 def find_prompt_slots(output: str, prompt_text: str, prose: bool = True) -> list[str]:
-    """Any [bracketed] or {braced} span the output shares with the prompt template: the template's own slots,
-    however they are spelled ("[One line on why it matters]"), copied literally."""
+    """Any [bracketed] or {braced} span the output shares with the prompt template, and any of the template's
+    own slots (`domain.prompt_shapes.slots`: `<name>`, `[Payee]`, `___`, …) the output repeats literally."""
     if not prompt_text:
         return []
     plain = strip_code(output, keep_prose_fences=prose)
@@ -145,6 +146,10 @@ def find_prompt_slots(output: str, prompt_text: str, prose: bool = True) -> list
         for m in pattern.finditer(plain):
             if re.search(r"[A-Za-z]", m.group(1)) and m.group(0) in prompt_text:
                 found.append(m.group(0))
+    for slot in prompt_shapes.slots(prompt_text):
+        alone = r"(?<![\w_])" + re.escape(slot.text) + r"(?![\w_])"  # a blank '___' inside '____' is not it
+        if re.search(alone if slot.shape == "blank" else re.escape(slot.text), plain):
+            found.append(slot.text)
     return list(dict.fromkeys(found))
 
 
@@ -214,7 +219,7 @@ def find_copied_lines(output: str, prompt_text: str, context: str = "") -> list[
 
 # Conditional formatting instructions a template gives and a small model echoes: "(or 'quiet' if 0)".
 _INSTRUCTIONS = (
-    re.compile(r"\((?:or|else)\s+[\"'‘“][^)\n]{1,80}[\"'’”]\s*(?:if|when|for)\b[^)\n]{0,40}\)", re.IGNORECASE),
+    re.compile(r"\((?:or|else)\s+[\"'‘“][^)\n]{1,80}[\"'’”]\s*(?:if|when|unless|for)\b[^)\n]{0,40}\)", re.IGNORECASE),
     re.compile(
         r"\((?:if|when)\s+(?:none|applicable|empty|nothing|zero|0|there (?:are|is) no(?:ne)?)\b[^)\n]{0,40}\)",
         re.IGNORECASE,
@@ -226,8 +231,9 @@ _INSTRUCTION_WORD = re.compile(r"\b(?:if|or|e\.g\.|optional|at most|max|words?|b
 
 
 def find_instruction_leaks(output: str, prompt_text: str = "") -> list[str]:
-    """Parentheticals that are instructions, not content: conditional ones anywhere, and any instruction-like
-    parenthetical the prompt itself contains."""
+    """Parentheticals that are instructions, not content: conditional ones anywhere, any instruction-like
+    parenthetical the prompt itself contains, and any conditional aside of the prompt's template lines
+    (`domain.prompt_shapes.conditionals`: "— if none, write 'x'", "(or 'x' unless …)") repeated in the output."""
     prose = strip_code(output)
     found = [m.group(0) for pattern in _INSTRUCTIONS for m in pattern.finditer(prose)]
     if prompt_text:
@@ -236,6 +242,11 @@ def find_instruction_leaks(output: str, prompt_text: str = "") -> list[str]:
             text = m.group(0)
             if _INSTRUCTION_WORD.search(text) and _flat(text) in prompt:
                 found.append(text)
+        flat_output = _flat(prose)
+        for aside in prompt_shapes.conditionals(prompt_text):
+            core = _flat(aside.action)
+            if len(core) >= 8 and core in flat_output:
+                found.append(aside.text.strip())
     return list(dict.fromkeys(found))
 
 

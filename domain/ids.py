@@ -30,3 +30,16 @@ def sha256_text(text: str) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def vault_id() -> UUID:
+    """The one vault.yml of a store (a store holds one vault's history)."""
+    return uuid5(NAMESPACE, "vault")
+
+
+def judge_id(task: str) -> UUID:
+    return uuid5(NAMESPACE, f"judge:{task}")
+
+
+def audit_id(key: str) -> UUID:
+    return uuid5(NAMESPACE, f"audit:{key}")

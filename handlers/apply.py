@@ -1,15 +1,17 @@
 """Apply a kept delta to the live vault: in scope, against the hashes it was made on, atomically, recorded.
 
 Order of refusals (each one line, recorded by the cycle): a path that escapes the vault, a path outside
-`research.editable` (vault.yml edits, `in_config=True`, are allowed but must name vault.yml itself), a
+`research.editable` (vault.yml edits, `in_config=True`, are allowed but must name vault.yml itself), an edit
+that would change how the vault is judged (`handlers.judge_guard`: contracts, rubrics, judge, research), a
 live file whose hash is no longer the delta's `before_hash` (a human edited it: never overwrite), and a
-candidate vault.yml that no longer validates. Then every file is written by one `adapters.atomic.apply_files`
-call (journaled: a crash leaves each file old or new and `recover` rolls forward), each file gets a
-`Task.Changed(by="cycle", cycle_id)` with its diff in the blob table, and — when the vault lives in a git
-repository — the files are committed with a message naming the cycle.
+candidate vault.yml that no longer validates. Then the files, the git commit (when the vault lives in a git
+repository; its message names the cycle) and the events — a `Task.Changed(by="cycle", cycle_id)` per file
+and task, with its diff in the blob table, and the cycle's `Kept` — are one unit: one journaled
+`adapters.atomic.apply_files` call whose journal carries the events to record (`handlers.apply_journal`), so
+a kill at any step is finished or rolled back as a whole by the next command's recovery.
 
 When vault.yml sits outside the vault folder, the apply root is the closest folder holding both (the
-journal lives there; `apply_root(config)` is what `recover` must be called on).
+journal lives there; `apply_root(config)` is what `recover_applies` is called on).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from adapters.atomic import HashConflict, PathEscape, apply_files, safe_path, sha256_file
-from adapters.git import GitError, commit_paths, repo_root
+from adapters.atomic import HashConflict, PathEscape, Step, apply_files, safe_path, sha256_file
+from adapters.git import repo_root
 from adapters.workspace import ShadowWorkspace
 from domain.config import VaultConfig
 from domain.delta import Delta, FileEdit, unified_diff
+from handlers.apply_journal import ApplyPlan, ChangeRecord, GitPlan, commit_plan, record_plan, task_versions
+from handlers.executable import code_paths
+from handlers.judge_guard import judge_problems
 from handlers.verify import load_config_text
 from projections.globs import matches
 
@@ -34,7 +39,13 @@ class OutOfScope(ValueError):
 
 
 class ChangeStore(Protocol):
+    events: Any
+
     def batch(self) -> Any: ...
+
+    def get_task(self, name: str) -> Any: ...
+
+    def get_cycle(self, key: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,11 @@ def edit_location(config: VaultConfig, edit: FileEdit) -> Path:
         raise OutOfScope(f"path escape: {e}") from None
 
 
+def plain_path(path: str) -> bool:
+    parts = path.split("/")
+    return bool(path) and "\\" not in path and all(p not in ("", ".", "..") for p in parts)
+
+
 def scope_problems(delta: Delta, config: VaultConfig) -> list[str]:
     """Every reason the delta may not touch the vault; empty when it may."""
     problems: list[str] = []
@@ -72,15 +88,19 @@ def scope_problems(delta: Delta, config: VaultConfig) -> list[str]:
         except OutOfScope as e:
             problems.append(str(e))
             continue
+        if not edit.in_config and not plain_path(edit.path):  # globs match the text: 'data/../x' is not data/**
+            problems.append(f"{edit.path!r} is not a plain vault-relative path (no '..', '.', '//' or leading '/')")
+            continue
         if not edit.in_config and not any(matches(g, edit.path) for g in config.research.editable):
             problems.append(f"{edit.path} is not editable (research.editable: {', '.join(config.research.editable)})")
-    return problems
+    return problems or judge_problems(delta, config)  # a delta may never weaken the judge (handlers.judge_guard)
 
 
 def approval_paths(delta: Delta, config: VaultConfig) -> list[str]:
-    """Paths of the delta matching `research.approve` (`vault.yml` there gates config edits too): the delta
-    waits for `autovault approve`."""
-    return [e.path for e in delta.edits if any(matches(g, e.path) for g in config.research.approve)]
+    """What in the delta adds or changes code that will run (`research.approve` paths, command lines, files
+    they name, anything that looks like code: `handlers.executable`): the delta waits for `autovault approve`
+    before any of it runs, verification included."""
+    return code_paths(delta, config)
 
 
 def live_texts(delta: Delta, config: VaultConfig) -> dict[str, str | None]:
@@ -104,12 +124,15 @@ def split_edits(delta: Delta) -> tuple[dict[str, str | None], str | None]:
     return files, config_text
 
 
-def check_candidate_config(delta: Delta, config: VaultConfig, env: Mapping[str, str]) -> None:
+def check_candidate_config(delta: Delta, config: VaultConfig, env: Mapping[str, str],
+                           on_step: Step | None = None) -> None:
     """A vault.yml edit must still validate with the delta's other files in place (ConfigError otherwise)."""
     files, config_text = split_edits(delta)
     if config_text is None:
         return
     with ShadowWorkspace.create(config.root) as ws:
+        if on_step is not None:
+            on_step("shadow")
         ws.overlay(files)
         load_config_text(config_text, config, ws.root, env)
 
@@ -123,8 +146,11 @@ def apply_delta(
     env: Mapping[str, str] | None = None,
     git: bool = True,
     on_written: Callable[[str], None] | None = None,
+    on_step: Step | None = None,
 ) -> Applied:
-    """Write the delta to the live vault. Raises OutOfScope, HashConflict or ConfigError and writes nothing then."""
+    """Write the delta to the live vault and record it. Raises OutOfScope, HashConflict or ConfigError and writes
+    nothing then; an error while writing rolls the written files back; an error while recording leaves the
+    journal for the next recovery (the files stay new). `on_step(name)` is called at every step."""
     problems = scope_problems(delta, config)
     if problems:
         raise OutOfScope("; ".join(problems))
@@ -134,31 +160,43 @@ def apply_delta(
         actual = sha256_file(path)
         if actual != edit.before_hash:
             raise HashConflict(edit.path, edit.before_hash, actual)
-    check_candidate_config(delta, config, env or {})
-    before = live_texts(delta, config)
+    check_candidate_config(delta, config, env or {}, on_step)
+    plan = apply_plan(delta, config, store, cycle, repo_root(config.root) if git else None, root)
     rel_of = {e.path: edit_location(config, e).relative_to(root).as_posix() for e in delta.edits}
     changes = {rel_of[e.path]: (e.before_hash, e.after) for e in delta.edits}
-    written = apply_files(root, changes, on_written=on_written)
+    outcome: dict[str, str | None] = {}
+
+    step = on_step or (lambda _name: None)
+
+    def finish(_written: dict[str, str | None]) -> None:
+        outcome["commit"], outcome["error"] = commit_plan(plan, root)
+        step("committed-git")
+        record_plan(store, plan, outcome["commit"])
+        step("recorded")
+
+    written = apply_files(root, changes, on_written=on_written, plan=plan.to_json(), finish=finish, on_step=on_step)
     hashes = {e.path: written[rel_of[e.path]] for e in delta.edits}
-    batch = store.batch()
-    for e in delta.edits:
-        diff = unified_diff(e.path, before[e.path], e.after)
-        for task in delta.tasks or (delta.task,):
-            batch.change(task, e.path, e.before_hash, hashes[e.path], diff, "cycle", cycle)
-    batch.commit()
-    commit = None
-    commit_error = None
-    if git:
-        repo = repo_root(config.root)
-        if repo is not None:
-            try:
-                commit = commit_paths(repo, [edit_location(config, e) for e in delta.edits],
-                                      f"autovault: {delta.description}\n\ncycle {cycle}\nlever {delta.lever}, "
-                                      f"proposer {delta.proposer}")
-            except GitError as e:  # the files are written and recorded: a failed commit must not unkeep them
-                commit_error = " ".join(str(e).split())[:300]
-    return Applied(hashes, commit, commit_error)
+    return Applied(hashes, outcome.get("commit"), outcome.get("error"))
 
 
-__all__ = ["Applied", "HashConflict", "OutOfScope", "apply_delta", "apply_root", "approval_paths",
+def apply_plan(delta: Delta, config: VaultConfig, store: ChangeStore, cycle: str, repo: Path | None,
+               root: Path) -> ApplyPlan:
+    """What the apply must record: a Changed per file and task (diffs against the live texts), the cycle's Kept,
+    the git commit."""
+    before = live_texts(delta, config)
+    tasks = tuple(delta.tasks or (delta.task,))
+    changes = tuple(ChangeRecord(e.path, e.before_hash, e.after_hash, unified_diff(e.path, before[e.path], e.after),
+                                 tasks) for e in delta.edits)
+    git_plan = None
+    if repo is not None:
+        needle = f"cycle {cycle}"
+        git_plan = GitPlan(os.path.relpath(repo, root), tuple(os.path.relpath(edit_location(config, e), root)
+                                                              for e in delta.edits),
+                           f"autovault: {delta.description}\n\n{needle}\nlever {delta.lever}, proposer {delta.proposer}",
+                           needle)
+    by = "revert" if delta.meta.get("revert_of") is not None else "cycle"  # handlers.revert: an inverse delta
+    return ApplyPlan(cycle=cycle, by=by, changes=changes, versions=task_versions(store, tasks), git=git_plan)
+
+
+__all__ = ["Applied", "HashConflict", "OutOfScope", "apply_delta", "apply_plan", "apply_root", "approval_paths",
            "check_candidate_config", "edit_location", "live_texts", "scope_problems", "split_edits", "stale_paths"]

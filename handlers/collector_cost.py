@@ -16,11 +16,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters.sandbox import Confinement, SandboxUnavailable, confined
 from adapters.subprocesses import script_argv, script_env
 
 RATIO = 0.75  # the candidate must take at most this share of the baseline's CPU on a pair to count for it
@@ -66,12 +67,22 @@ def sign_p(wins: int, n: int) -> float:
 
 def collector_cpu(root: Path, command: str, *, day: str, task: str, timeout: float,
                   base_env: Mapping[str, str], passthrough: tuple[str, ...] = ()) -> float | None:
-    """CPU seconds of one collector run (its output discarded); None when it fails or times out."""
+    """CPU seconds of one collector run (its output discarded); None when it fails or times out. It runs in a
+    shadow, so it is sandboxed like every shadow run: writes only there, no network."""
     argv, _, _ = script_argv(root, command)
     env = script_env(base_env, {"VAULT_ROOT": str(root), "AUTOVAULT_TASK": task, "AUTOVAULT_DATE": day,
                                 "AUTOVAULT_RUN_ID": f"cost-{day}"}, passthrough)
+    try:
+        with confined(env, Confinement((root,))) as (run_env, preexec):
+            return _cpu(argv, root, run_env, timeout, preexec)
+    except (SandboxUnavailable, subprocess.SubprocessError):
+        return None
+
+
+def _cpu(argv: list[str], root: Path, env: dict[str, str], timeout: float,
+         preexec: Callable[[], None] | None) -> float | None:
     proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, preexec_fn=preexec)
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

@@ -1,5 +1,8 @@
-"""One improvement cycle: Started → Diagnosed → Proposed (or Rejected) → Verified → Kept | Discarded |
-AwaitingApproval | Failed — every step an event with its cost (model calls, tokens, seconds).
+"""One improvement cycle: Started → Diagnosed → Proposed (or Rejected) → Verified → Kept | Discarded | Failed —
+every step an event with its cost (model calls, tokens, seconds). A delta that adds or changes code that would
+run (`handlers.executable`: scripts, command lines, files they name) stops at AwaitingApproval right after
+Proposed: none of it runs, not even in verification, until `approve_cycle` records Approved; then it is
+verified in sandboxed shadows (`adapters.sandbox`) and kept or discarded like any other.
 
 Interfaces it codes against (the diagnose and proposer modules are written beside this one):
     Diagnose  = Callable[[str], Evidence]          the evidence pack of a task (`handlers.diagnose.diagnose`)
@@ -7,9 +10,10 @@ Interfaces it codes against (the diagnose and proposer modules are written besid
 Evidence is opaque here: its `signatures` (names or objects with `.name`) and `tasks` are read when present,
 and the whole of it is stored as a JSON blob whose hash the `Diagnosed` event carries.
 
-A proposal is rejected (a `Rejected` event, never applied) when it is out of scope (escape, not editable),
-a no-op, made against files that changed since, carries an invalid vault.yml, or has a content hash that
-was already verified in any earlier cycle (`verified_hashes`: a delta is never verified twice). The first
+A proposal is rejected (a `Rejected` event, never applied) when it is out of scope (escape, not editable,
+or it would change how the vault is judged: `handlers.judge_guard`), a no-op, made against files that changed
+since, carries an invalid vault.yml, or has a content hash that was already verified in any earlier cycle
+(`verified_hashes`: a delta is never verified twice). The first
 acceptable delta is `Proposed`; the whole delta (with the texts it was made against) goes to the blob table.
 Any exception ends the cycle as `Failed` with a one-line error.
 """
@@ -123,7 +127,7 @@ class CycleFacts:
 
 def cycle_facts(store: VaultStore) -> CycleFacts:
     """Verified delta hashes and recorded noise floors, read from the events themselves (no read-model lag)."""
-    proposed_t, verified_t, started_t = (get_topic(Cycle.Proposed), get_topic(Cycle.Verified),  # type: ignore[attr-defined]
+    proposed_t, verified_t, started_t = (get_topic(Cycle.Proposed), get_topic(Cycle.Verified),
                                          get_topic(Cycle.Started))  # type: ignore[attr-defined]
     last_hash: dict[Any, str] = {}
     keys: dict[Any, str] = {}
@@ -318,9 +322,16 @@ def _record_verified(deps: CycleDeps, key: str, v: Verification, what: str) -> N
 
 
 def _verify_and_decide(deps: CycleDeps, key: str, delta: Delta, before: dict[str, str | None],
-                       result: CycleResult, *, rebase: bool = True) -> CycleResult:
+                       result: CycleResult, *, rebase: bool = True, approved: bool = False) -> CycleResult:
     files, config_text = split_edits(delta)
     vd = deps.verify
+    paths = [] if approved else approval_paths(delta, vd.config)
+    if paths:  # code that would run: nothing of it runs, verification included, before a person approves it
+        deps.store.update_cycle(key, lambda c: c.await_approval(paths=paths))
+        result.outcome = "awaiting_approval"
+        result.reason = (f"changes code that would run ({', '.join(paths)}): `autovault approve {key}` verifies it "
+                         "(sandboxed) and keeps it only if it helps")
+        return result
     if is_data_delta(delta, vd.config):  # training data: its audit decides (runs cannot show a data edit)
         v = verify_data(vd.config, delta, files)
     else:
@@ -329,11 +340,6 @@ def _verify_and_decide(deps: CycleDeps, key: str, delta: Delta, before: dict[str
     _record_verified(deps, key, v, "training data by its audit" if v.data_rule is not None else "delta")
     if v.verdict != "keep":
         return _discard(deps, key, result, v.decision.reason)
-    paths = approval_paths(delta, vd.config)
-    if paths:
-        deps.store.update_cycle(key, lambda c: c.await_approval(paths=paths))
-        result.outcome, result.reason = "awaiting_approval", f"needs `autovault approve {key}`: {', '.join(paths)}"
-        return result
     try:
         return _apply(deps, key, delta, result, conflicts=not rebase)
     except HashConflict as e:  # a human edited a file while we verified: merge and verify again, once
@@ -398,7 +404,7 @@ def _apply(deps: CycleDeps, key: str, delta: Delta, result: CycleResult, *, conf
     except (OutOfScope, ConfigError) as e:
         return _discard(deps, key, result, f"not applied: {one_line(e)}")
     hashes = {p: h or "" for p, h in applied.hashes.items()}
-    deps.store.update_cycle(key, lambda c: c.kept(applied_hashes=hashes, commit=applied.commit))
+    deps.store.update_cycle(key, lambda c: c.kept(applied_hashes=hashes, commit=applied.commit) if c.is_open else None)
     result.outcome, result.commit = "kept", applied.commit
     result.reason = f"applied {len(hashes)} file(s)" + (f", commit {applied.commit[:12]}" if applied.commit else "")
     if applied.commit_error:
@@ -446,15 +452,40 @@ def _verify_human(deps: CycleDeps, key: str, delta: Delta, before: dict[str, str
     return result
 
 
-def approve_cycle(deps: CycleDeps, key: str) -> CycleResult:
+def approve_cycle(deps: CycleDeps, key: str, by: str = "human") -> CycleResult:
+    """A person approves the code of a waiting delta: it is checked again as at proposal (scope, judge, the
+    files it was made against — the diff approved must be the diff that runs), then verified in sandboxed
+    shadows and kept only if it helps. A cycle that waited after its verification (recorded before approval
+    came first) is applied as it was verified."""
     cycle, delta, before = load_delta(deps.store, key)
     if cycle.phase != "awaiting_approval":
         raise ValueError(f"cycle {key} is {cycle.phase}, not awaiting approval")
     result = CycleResult(key, cycle.task, "failed", delta=delta, diff=delta_diff(delta, before))
     try:
-        return _apply(deps, key, delta, result)
+        if _verified_keep(deps.store, cycle):
+            return _apply(deps, key, delta, result)
+        deps.store.update_cycle(key, lambda c: c.approved(by=by))
+        refusal = _refusal(deps, delta)
+        if refusal is not None:
+            return _discard(deps, key, result, f"approved, but refused now: {refusal}")
+        return _verify_and_decide(deps, key, delta, before, result, approved=True)
     except Exception as e:
         return _fail(deps, key, result, e)
+    finally:
+        with deps.lock:
+            deps.claimed.difference_update({delta.content_hash, (result.delta or delta).content_hash})
+
+
+def _verified_keep(store: VaultStore, cycle: Cycle) -> bool:
+    """Whether the delta waiting now was already verified as a keep (a Verified keep after its last Proposed)."""
+    verdict = None
+    for event in store.events.get(cycle.id):
+        name = type(event).__name__
+        if name == "Proposed":
+            verdict = None
+        elif name == "Verified":
+            verdict = getattr(event, "decision", None)
+    return verdict == "keep"
 
 
 def reject_cycle(store: VaultStore, key: str) -> CycleResult:

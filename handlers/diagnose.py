@@ -24,18 +24,19 @@ from statistics import fmean
 from typing import Any, Protocol
 
 from adapters.yaml_edit import block_text
-from domain.checks import clip, contract_checks, count_bullets, headings, is_truncated
+from domain.checks import clip, contract_checks, count_bullets, headings, is_truncated, universal_checks
 from domain.config import TaskConfig, VaultConfig
 from domain.ids import sha256_text
-from domain.render import render_prompt
 from domain.signatures import SEVERITY_RANK, RunView, Signature
-from handlers.diagnose_static import DataAudit, audit_data, head_limits, parse_jsonl, section_leaks, sed_loops
-from handlers.tasks import History, consumers_of, task_signatures
+from handlers import candidates, mining
+from handlers.collector_trace import collector_evidence, collector_signatures
+from handlers.diagnose_static import DataAudit, audit_data, head_limits, section_leaks, sed_loops
+from handlers.tasks import History, consumers_of, run_from_view, task_signatures
+from handlers.tried import tried
 from projections import globs
 
 RUNS = 8  # runs the signatures look at
 MINE_RUNS = 500  # past runs mining looks through: good runs can be old, the window only bounds the read
-MINE_MAX = 50  # examples one mining delta may add
 EXCERPT_RUNS = 4  # runs quoted in the evidence
 OUTPUT_CHARS = 700  # per quoted output (head and tail)
 CONTEXT_CHARS = 300  # per quoted context
@@ -132,6 +133,11 @@ class Evidence:
     approve: tuple[str, ...]
     output_tokens_complete: tuple[int, ...]  # output tokens of runs that stopped on their own
     cost: dict[str, float] = field(default_factory=dict)
+    balance: dict[str, Any] = field(default_factory=dict)  # a lopsided training set: plan drop|add, count, examples
+    collector: dict[str, Any] = field(default_factory=dict)  # the collector measured (handlers.collector_trace)
+    candidates: tuple[dict[str, Any], ...] = ()  # the model pool ranked (handlers.candidates), when in question
+    check_details: tuple[str, ...] = ()  # recent runs' failed checks with their details (quotes of the output)
+    tried: tuple[dict[str, Any], ...] = ()  # proposals verified since the task's last kept change (handlers.tried)
 
     # -- reading helpers for proposers --
     def file(self, role: str) -> FileText | None:
@@ -159,7 +165,9 @@ class Evidence:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, default=str)
 
     def to_prompt(self, max_chars: int = 12_000) -> str:
-        """A compact text for an LLM proposer: most decisive parts first; files last, whole or left out."""
+        """A compact text for an LLM proposer: most decisive parts first, then the measurements as far as they fit
+        beside the task's prompt (kept whole when it fits at all: it is what a fix edits), then the other files,
+        whole or left out."""
         parts: list[str] = [f"# Task {self.task}  (rolling score {_fmt(self.score)}; chosen because {self.why})"]
         if self.signatures:
             parts.append("## Signatures")
@@ -180,18 +188,22 @@ class Evidence:
                     for n in group))
         if self.data_audit:
             parts.append(f"## Training data audit\n{json.dumps(self.data_audit, default=str)}")
-        if self.runs:
-            parts.append("## Recent runs (newest last)")
-            for r in self.runs:
-                parts.append(f"- {r.run_id} {r.model} {r.status}/{r.done_reason} tokens {r.output_tokens} "
-                             f"(thinking {r.thinking_tokens}, prompt {r.prompt_tokens}) words {r.words} "
-                             f"score {_fmt(r.score)} failing {list(r.failing)}\n  output: {clip(r.output, 400)}")
+            if self.mined or self.balance:
+                plan = {k: v for k, v in self.balance.items() if k != "examples"}
+                parts.append(f"mined examples ready: {len(self.mined)}; balancing: {json.dumps(plan, default=str)}")
+        blocks = self._file_blocks()
+        head = "\n".join(parts)
+        own = blocks[0][1] if blocks and blocks[0][0].role == "prompt" else ""
+        reserve = len(own) + 2 if len(head) + len(own) + 60 <= max_chars else 0
+        room = max_chars - len(head) - reserve - 60
+        for section in self._measured():
+            if len(section) + 1 <= room:
+                parts.append(section)
+                room -= len(section) + 1
         head = "\n".join(parts)
         budget = max_chars - len(head) - 40
         files = []
-        order = {"prompt": 0, "config": 1, "collect": 2, "postprocess": 3, "consumer-prompt": 4, "data": 5}
-        for f in sorted(self.files.values(), key=lambda f: (order.get(f.role, 9), f.path)):
-            block = f"### {f.path} ({f.role}{'' if f.complete else ', clipped'}; sha256 {f.sha256[:12]})\n{f.text}"
+        for f, block in blocks:
             if len(block) + 2 <= budget:
                 files.append(block)
                 budget -= len(block) + 2
@@ -199,6 +211,37 @@ class Evidence:
                 files.append(f"### {f.path} ({f.role}): left out, {len(f.text)} chars")
         text = head + "\n## Files\n" + "\n\n".join(files)
         return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+    def _measured(self) -> list[str]:
+        """The measurement sections, most decisive first: failed checks quoting the output, the collector measured
+        in a shadow, what was already tried, the recent runs."""
+        out = []
+        if self.check_details:
+            out.append("## Failed checks, quoting the output\n" + "\n".join(f"- {d}" for d in self.check_details))
+        if self.collector:
+            out.append("## Collector measured in a shadow (coverage of its inputs, forks, prompt tokens)\n"
+                       + clip(json.dumps(_compact(self.collector), ensure_ascii=False, default=str), 1500))
+        if self.tried:
+            out.append("## Already tried since the last kept change (do not propose these again)\n" + "\n".join(
+                f"- {t['proposer']} ({t['lever']}): {t['description']} → {t['outcome']}"
+                + (f", effect {t['effect']:+.2f}" if t.get("effect") is not None else "")
+                + (f" — {t['reason']}" if t.get("reason") else "") for t in self.tried))
+        if self.runs:
+            out.append("## Recent runs (newest last)\n" + "\n".join(
+                f"- {r.run_id} {r.model} {r.status}/{r.done_reason} tokens {r.output_tokens} "
+                f"(thinking {r.thinking_tokens}, prompt {r.prompt_tokens}) words {r.words} "
+                f"score {_fmt(r.score)} failing {list(r.failing)}\n  output: {clip(r.output, 400)}" for r in self.runs))
+        return out
+
+    def _file_blocks(self) -> list[tuple[FileText, str]]:
+        order = {"prompt": 0, "config": 1, "collect": 2, "postprocess": 3, "consumer-prompt": 4, "data": 5}
+        out = []
+        for f in sorted(self.files.values(), key=lambda f: (order.get(f.role, 9), f.path)):
+            text = f.text if f.role != "data" else "\n".join(  # numbered: a data_remove edit names lines
+                f"{i}: {line}" for i, line in enumerate(f.text.split("\n"), start=1) if line.strip())
+            out.append((f, f"### {f.path} ({f.role}{'' if f.complete else ', clipped'}; sha256 {f.sha256[:12]})\n"
+                           f"{text}"))
+        return out
 
 
 def _fmt(score: float | None) -> str:
@@ -242,20 +285,19 @@ def rolling_scores(deps: Any) -> dict[str, float]:
 
 
 def rank_tasks(deps: Deps, *, exclude: Iterable[str] = ()) -> list[Ranked]:
-    """Enabled tasks with something to fix (below target or showing a signature), worst first."""
+    """Enabled tasks with something to fix (below target, or showing a signature or a finding, e.g. a producer
+    too thin for its consumer whose own score is fine), worst first."""
     cfg = deps.config
     scores = rolling_scores(deps)
     if not scores:
         scores = {t: s for t in cfg.tasks if (s := _history_mean(deps.history, t)) is not None}
     skip = set(exclude)
     out = []
+    found = all_findings(deps)
     for name, task in cfg.tasks.items():
         if not task.enabled or name in skip:
             continue
-        audit, _ = _audit(cfg, task)
-        sigs: list[Signature | SignatureNote] = [
-            *_run_signatures(name, deps), *_lint_notes(name, task, deps.read_vault_text),
-            *(_audit_notes(name, audit) if audit is not None else [])]
+        sigs = open_signatures(name, deps, measured=False, findings=found)
         score = scores.get(name)
         if not sigs and (score is None or score >= cfg.research.target):
             continue
@@ -265,15 +307,40 @@ def rank_tasks(deps: Deps, *, exclude: Iterable[str] = ()) -> list[Ranked]:
 
 STATIC_SIGNATURES = frozenset({"section_regex_leak", "subprocess_loop", "training_data_too_few",
                                "training_data_imbalanced"})
+NOTICES = frozenset({"collector_unmeasured"})  # shown, but nothing a delta could fix
 
 
-def static_signatures(task: str, config: VaultConfig, read: Callable[[str | None], str]) -> list[str]:
-    """The task's open signatures that show in its files, not its runs (script lints, the data audit): a task
-    at target can still carry them, and they stay open until a kept delta changes the file."""
-    tc = config.task(task)
-    audit, _ = _audit(config, tc)
-    notes = [*_lint_notes(task, tc, read), *(_audit_notes(task, audit) if audit is not None else [])]
-    return [n.name for n in notes if n.name in STATIC_SIGNATURES]
+def file_signatures(task: str, deps: Any, *, measured: bool = True) -> list[SignatureNote]:
+    """What the task's files show before any run: script lints, the training-data audit, and (`measured`) its
+    collector run traced in a shadow (`handlers.collector_trace`: starving limiter, section leak, fork loop,
+    context overflow, with the measurements)."""
+    tc = deps.config.task(task)
+    notes: list[SignatureNote] = []
+    if measured and tc.collect:
+        try:
+            notes = list(collector_signatures(task, deps))
+        except Exception as e:  # a measurement that cannot run is said, not fatal to the listing
+            notes = [SignatureNote("collector_unmeasured", "low", "script",
+                                   f"collector not measured: {' '.join(str(e).split())[:160]}", "trace")]
+    notes = notes or _lint_notes(task, tc, deps.read_vault_text)  # the lints only where nothing was measured
+    audit, _ = _audit(deps.config, tc)
+    return notes + (_audit_notes(task, audit) if audit is not None else [])
+
+
+def open_signatures(task: str, deps: Any, *, measured: bool = True,
+                    findings: Sequence[Any] | None = None) -> list[SignatureNote]:
+    """Everything open on a task, whatever its score: signatures of its runs since its last kept change (older
+    runs ran on files that are gone), what its files show (`file_signatures`), and data-flow findings naming it.
+    What `status --signatures`, `signatures`, the ranking and the loop show and work on."""
+    notes = [_note(s, "runs") for s in _run_signatures(task, deps)]
+    notes += file_signatures(task, deps, measured=measured)
+    notes += [SignatureNote(f.kind, "high" if f.severity == "error" else "medium", _finding_lever(f.kind),
+                            f"data-flow finding on {f.subject}", "finding", _plain(f.evidence))
+              for f in _findings(deps, task, findings)]
+    unique: dict[str, SignatureNote] = {}
+    for n in notes:
+        unique.setdefault(n.name, n)
+    return sorted(unique.values(), key=lambda s: -SEVERITY_RANK.get(s.severity, 1))
 
 
 def choose_bottleneck(deps: Deps, *, exclude: Iterable[str] = ()) -> str | None:
@@ -308,7 +375,9 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
 
     files = _files(cfg, tc, read)
     sigs = [_note(s, "runs") for s in _run_signatures(task, deps)]
-    sigs += _lint_notes(task, tc, read)
+    measured, collector = collector_evidence(task, deps)  # the collector traced in a shadow
+    sigs += [n for n in measured if not any(s.name == n.name for s in sigs)] if measured is not None else \
+        _lint_notes(task, tc, read)
     audit, data_texts = _audit(cfg, tc)
     if audit is not None:
         sigs += _audit_notes(task, audit)
@@ -320,12 +389,11 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
              for f in findings if not any(s.name == f.kind for s in sigs)]
     sigs.sort(key=lambda s: -SEVERITY_RANK.get(s.severity, 1))
 
-    past = deps.history.views(task, MINE_RUNS) if audit is not None and audit.too_few else []
-    mined = _mine(tc, read, past, run_scores, audit, data_texts)
-    if audit is not None and audit.too_few and not mined:  # say why nothing could be mined
-        why_not = _why_not_mined(cfg.root, tc, past, run_scores)
-        sigs = [replace(s, evidence={**s.evidence, "not_mined": why_not}) if s.name == "training_data_too_few"
-                else s for s in sigs]
+    mined: tuple[dict[str, Any], ...] = ()
+    balance: dict[str, Any] = {}
+    if audit is not None and data_texts and (audit.too_few or audit.imbalanced):
+        past = deps.history.views(task, MINE_RUNS)
+        sigs, mined, balance = _data_plans(cfg.root, tc, read(tc.prompt), past, run_scores, audit, data_texts, sigs)
     failing = sorted({c for v in views for c in v.failing})
     reasons = _judge_reasons(deps, task)
     upstream, downstream = _neighbours(cfg, task, views, deps.history)
@@ -340,15 +408,32 @@ def diagnose(task: str | None, deps: Deps) -> Evidence:
         config=tc.model_dump(mode="json", exclude_defaults=True),
         signatures=tuple(sigs), failing_checks=tuple(failing), judge_reasons=tuple(reasons),
         runs=tuple(_excerpt(v, run_scores.get(v.run_id)) for v in views[-EXCERPT_RUNS:]),
-        model_stats=_model_stats(views, run_scores, tc),
+        model_stats=(stats := _model_stats(views, run_scores, tc)),
         upstream=tuple(upstream), downstream=tuple(downstream), files=files,
         script_inputs=_script_inputs(cfg.root, files), input_headings=_input_headings(cfg.root, tc),
         data_audit=audit.as_dict() if audit is not None else None,
-        mined=tuple(mined),
+        mined=mined, balance=balance,
         editable=tuple(cfg.research.editable), approve=tuple(cfg.research.approve),
         output_tokens_complete=tuple(v.output_tokens for v in views
                                      if v.ok and not is_truncated(v.done_reason) and v.output_tokens),
+        collector=collector, candidates=candidates.for_evidence(task, tc.model_dump(mode="json"), stats, sigs, deps),
+        check_details=_check_details(views, tc), tried=_tried(deps, task),
     )
+
+
+def _tried(deps: Any, task: str) -> tuple[dict[str, Any], ...]:
+    store = getattr(deps, "store", None)
+    return () if store is None else tried(store, task, last_own_change(deps, task))
+
+
+def _check_details(views: Sequence[RunView], tc: TaskConfig, limit: int = 16) -> tuple[str, ...]:
+    """The recent runs' failed checks (contract and universal) with their details, which quote the output: what
+    the model wrote, not only that a check failed."""
+    out: list[str] = []
+    for v in views[-EXCERPT_RUNS:]:
+        checks = [*contract_checks(v.output, tc.expect, ()), *universal_checks(run_from_view(v), prose=tc.expect.prose)]
+        out += [f"{v.run_id}: {c.name} — {c.detail}" for c in checks if not c.passed]
+    return tuple(out[-limit:])
 
 
 def _short_consumers(sigs: Iterable[SignatureNote]) -> list[str]:
@@ -370,13 +455,20 @@ def _run_signatures(task: str, deps: Deps) -> list[Signature]:
 class _RunsSince:
     """A History showing only the runs started after `since`: runs made before the task's last kept change ran
     on files that are gone, so the signatures they show are stale (re-proposing on them repeats a fix, e.g.
-    halving an already halved `head -N`). Scores and previous outputs are history and stay whole."""
+    halving an already halved `head -N`). Until live runs fill the window, the kept cycle's candidate runs
+    stand in: they ran the current files, so what is still wrong shows before the task runs live again (a
+    prompt grown for its consumer whose answers now hit num_predict). Scores and previous outputs are history
+    and stay whole."""
 
-    def __init__(self, history: History, since: dt.datetime) -> None:
-        self.history, self.since = history, since
+    def __init__(self, history: History, since: dt.datetime, cycle: str | None = None) -> None:
+        self.history, self.since, self.cycle = history, since, cycle
 
     def views(self, task: str, limit: int = 10) -> list[RunView]:
-        return [v for v in self.history.views(task, limit) if _started_after(v.started, self.since)]
+        live = [v for v in self.history.views(task, limit) if _started_after(v.started, self.since)]
+        arm = getattr(self.history, "cycle_views", None)
+        if len(live) >= limit or self.cycle is None or not callable(arm):
+            return live
+        return [*arm(task, self.cycle, "cand", limit - len(live)), *live]
 
     def previous_outputs(self, task: str, n: int, *, exclude: str | None = None) -> list[str]:
         return self.history.previous_outputs(task, n, exclude=exclude)
@@ -396,6 +488,12 @@ def _started_after(started: str, since: dt.datetime) -> bool:
 def last_own_change(deps: Any, task: str) -> dt.datetime | None:
     """When a cycle on `task` itself last changed one of its files (None: never, or no store). A change made by
     another task's cycle (a producer growing its output for this consumer) leaves this task's evidence valid."""
+    kept = last_own_keep(deps, task)
+    return None if kept is None else kept[0]
+
+
+def last_own_keep(deps: Any, task: str) -> tuple[dt.datetime, str] | None:
+    """(when, cycle key) of the last change a cycle on `task` itself made to one of its files."""
     store = getattr(deps, "store", None)
     if store is None:
         return None
@@ -405,7 +503,8 @@ def last_own_change(deps: Any, task: str) -> dt.datetime | None:
         from domain.aggregates import Task
         from domain.ids import task_id
 
-        topic, tid, last = get_topic(Task.Changed), task_id(task), None  # type: ignore[attr-defined]
+        topic, tid = get_topic(Task.Changed), task_id(task)  # type: ignore[attr-defined]
+        last: tuple[dt.datetime, str] | None = None
         start = 1
         while page := store.recorder.select_notifications(start, 1000, topics=[topic]):
             for n in page:
@@ -413,7 +512,7 @@ def last_own_change(deps: Any, task: str) -> dt.datetime | None:
                 if ev.originator_id == tid and ev.by == "cycle" and ev.cycle_id:
                     cycle = store.get_cycle(ev.cycle_id)
                     if cycle is not None and cycle.task == task:
-                        last = ev.timestamp
+                        last = (ev.timestamp, str(ev.cycle_id))
             start = page[-1].id + 1
         return last
     except Exception:  # the staleness filter is a refinement: a store that cannot answer leaves history whole
@@ -421,9 +520,9 @@ def last_own_change(deps: Any, task: str) -> dt.datetime | None:
 
 
 def current_history(deps: Any, task: str) -> History:
-    since = last_own_change(deps, task)
+    kept = last_own_keep(deps, task)
     history: History = deps.history
-    return history if since is None else _RunsSince(history, since)
+    return history if kept is None else _RunsSince(history, *kept)
 
 
 def _note(s: Signature, source: str) -> SignatureNote:
@@ -521,24 +620,28 @@ def _audit_notes(task: str, audit: DataAudit) -> list[SignatureNote]:
     return notes
 
 
-def _findings(deps: Any, task: str) -> list[Any]:
-    """Open data-flow findings naming the task (from deps.findings(), else checked on the store's events)."""
+def all_findings(deps: Any) -> list[Any]:
+    """Open data-flow findings (from deps.findings(), else checked on the store's events); [] when unreadable."""
     getter = getattr(deps, "findings", None)
     try:
         if callable(getter):
-            found = list(getter())
-        elif getattr(deps, "store", None) is not None:
+            return list(getter())
+        if getattr(deps, "store", None) is not None:
             from projections.dataflow import check, glob_exists
             from projections.dataflow_state import DataflowState, vault_artifact_reader
 
             store = deps.store
             state = DataflowState.build(deps.config, store, store.blobs.get_text,
                                         vault_artifact_reader(deps.config.root))
-            found = check(state.graph, exists=glob_exists(deps.config.root))
-        else:
-            return []
+            return list(check(state.graph, exists=glob_exists(deps.config.root)))
     except Exception:  # findings are a bonus: a broken read model must not stop a diagnosis
         return []
+    return []
+
+
+def _findings(deps: Any, task: str, found: Sequence[Any] | None = None) -> list[Any]:
+    """The open data-flow findings naming the task (`found`: all of them, already read)."""
+    found = all_findings(deps) if found is None else found
     return [f for f in found if task in f.tasks and f.kind not in ("unread_output", "orphan_input")]
 
 
@@ -651,80 +754,37 @@ def _input_headings(root: Path, tc: TaskConfig, sample: int = 20) -> tuple[str, 
     return tuple(k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:30])
 
 
-def _mine(tc: TaskConfig, read: Callable[[str | None], str], views: Sequence[RunView], scores: Mapping[str, float],
-          audit: DataAudit | None, data: Mapping[str, str], min_score: float = 4.0) -> list[dict[str, Any]]:
-    """Training examples from this task's own high-scoring runs (best score first, then newest), in the data
-    files' key shape. Every good run with a context not yet in the data is taken, up to MINE_MAX: more than
-    the `min_examples` floor is more real data, and the audit that verifies the delta only needs the floor."""
-    if audit is None or not audit.too_few or not data:
-        return []
-    first = next((o for text in data.values() for _, o in parse_jsonl(text) if o), None)
-    if first is None:
-        return []
-    keys = ("prompt", "completion") if {"prompt", "completion"} <= set(first) else (
-        ("input", "output") if {"input", "output"} <= set(first) else None)
-    if keys is None:
-        return []
-    have = {str(o.get(keys[1])) for text in data.values() for _, o in parse_jsonl(text) if o}
-    template = read(tc.prompt)
-    out: list[dict[str, Any]] = []
-    newest_first = list(reversed(views))
-    for v in sorted(newest_first, key=lambda v: -scores.get(v.run_id, 0.0)):  # stable: newest first per score
-        if len(out) >= MINE_MAX:
-            break
-        good = scores.get(v.run_id, 0.0) >= min_score and v.ok and not is_truncated(v.done_reason)
-        if not good or not v.context.strip() or v.output in have:
-            continue
-        have.add(v.output)
-        out.append({keys[0]: render_prompt(template, v.context, v.started[:10] or "1970-01-01"), keys[1]: v.output,
-                    "source": v.run_id})
-    return out
+def _data_plans(root: Path, tc: TaskConfig, template: str, past: Sequence[RunView], scores: Mapping[str, float],
+                audit: DataAudit, data: Mapping[str, str], sigs: list[SignatureNote]
+                ) -> tuple[list[SignatureNote], tuple[dict[str, Any], ...], dict[str, Any]]:
+    """Mined examples for a too-small set, the balancing plan for a lopsided one, and each audit signature's
+    evidence saying what mining found or why it found nothing."""
+    notes: dict[str, dict[str, Any]] = {}
+    mined: tuple[dict[str, Any], ...] = ()
+    balance: dict[str, Any] = {}
+    if audit.too_few:
+        found = mining.mine(tc, template, past, scores, data)
+        mined = found.examples
+        notes["training_data_too_few"] = {"mined": found.summary()} if mined else {"not_mined": "; ".join(
+            filter(None, [mining.why_not_mined(root, tc, past, scores, refused=found.refused), found.label_problem]))}
+    if audit.imbalanced and audit.dominant is not None:
+        others = [lab for lab in audit.labels if lab != audit.dominant[0]]
+        found = mining.mine(tc, template, past, scores, data, labels=others, limit=mining.minority_needed(audit))
+        plan = mining.balance_plan(audit, found)
+        if isinstance(plan, str):
+            balance = {"plan": None, "reason": plan}
+            notes["training_data_imbalanced"] = {"not_balanced": plan}
+        else:
+            balance = {"plan": plan[0], "count": plan[1],
+                       "examples": list(found.examples[: plan[1]]) if plan[0] == "add" else []}
+            notes["training_data_imbalanced"] = {"balance": f"{plan[0]} {plan[1]} example(s)"}
+    sigs = [replace(s, evidence={**s.evidence, **notes[s.name]}) if s.name in notes else s for s in sigs]
+    return sigs, mined, balance
 
 
-def _why_not_mined(root: Path, tc: TaskConfig, views: Sequence[RunView], scores: Mapping[str, float],
-                   min_score: float = 4.0, sample: int = 50) -> str:
-    """Why a too-small training set got no mined examples: no good past output, and whether the vault's own
-    material could stand in. A section the task's contract names, taken from its input files, is an honest
-    gold output only if it passes that contract itself; one that fails it would train the very failure."""
-    scored = [scores[v.run_id] for v in views if v.run_id in scores]
-    runs = (f"no run scored ≥ {min_score:g} (best {max(scored):g} of {len(scored)} scored)" if scored
-            else "no scored run to mine")
-    if not tc.expect.sections:
-        return f"{runs}; the contract names no section the vault's notes could supply"
-    section = tc.expect.sections[0]
-    passing = failing = 0
-    detail = ""
-    for pattern in tc.inputs:
-        for g in globs.to_pathlib(pattern):
-            for p in sorted(root.glob(g))[:sample]:
-                text = _section_of(p.read_text(encoding="utf-8", errors="replace"), section) if p.is_file() else ""
-                if not text:
-                    continue
-                bad = [c for c in contract_checks(text, tc.expect, ()) if not c.passed]
-                passing, failing = passing + (not bad), failing + bool(bad)
-                detail = detail or "; ".join(f"{c.name}: {c.detail}" for c in bad)
-    if not passing and not failing:
-        return f"{runs}; the task's input files hold no '{section}' section"
-    if not passing:
-        return (f"{runs}; the inputs' '{section}' sections ({failing}) all fail the task's own contract ({detail}): "
-                "examples made from them would train that failure")
-    return f"{runs}; {passing} input '{section}' sections pass the contract (not turned into examples by rules)"
+_why_not_mined = mining.why_not_mined  # the name tests and the benchmark knew it by
 
 
-def _section_of(text: str, heading: str) -> str:
-    """The markdown section `heading` (its heading line included) up to the next heading of its level or above."""
-    level = len(heading) - len(heading.lstrip("#"))
-    out: list[str] = []
-    for line in text.splitlines():
-        if out:
-            marks = len(line) - len(line.lstrip("#"))
-            if 0 < marks <= level and line[marks:marks + 1] == " ":
-                break
-            out.append(line)
-        elif line.strip() == heading.strip():
-            out.append(line)
-    return "\n".join(out).strip()
-
-
-__all__ = ["STATIC_SIGNATURES", "Evidence", "FileText", "Neighbour", "Ranked", "RunExcerpt", "SignatureNote",
-           "choose_bottleneck", "diagnose", "rank_tasks", "rolling_scores", "static_signatures"]
+__all__ = ["NOTICES", "STATIC_SIGNATURES", "Evidence", "FileText", "Neighbour", "Ranked", "RunExcerpt", "SignatureNote",
+           "all_findings", "choose_bottleneck", "current_history", "diagnose", "file_signatures", "open_signatures",
+           "rank_tasks", "rolling_scores"]

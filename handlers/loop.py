@@ -10,9 +10,13 @@ row keep nothing, or `max_cycles` ran.
 - A task whose cycle found nothing to propose (every proposal rejected or a duplicate) is not picked again in
   this loop: nothing new can be tried until its evidence changes. Such a cycle does not count toward
   `patience` (it tried nothing); discarded and failed cycles do.
-- When no task under target is left, tasks already at target that still show an open static signature (a
-  script lint or a training-data audit: `subprocess_loop`, `section_regex_leak`, `training_data_*`) are picked,
-  worst first, still within `patience`: such a fault shows in the files, not in the score.
+- When no task under target is left, tasks already at target that still show an open signature are picked,
+  fewest cycles first, then worst first, still within `patience`: a script lint, a training-data audit, a
+  measured collector fault, a run signature such as thinking that burns the budget without truncating yet,
+  or a data-flow finding on an edge (a producer too thin for its consumer, whose own score is fine). Such a
+  fault shows in the files, the measurements or the consumer, not in the task's score.
+- A stop with tasks left under target says which tasks changed in this loop: their recorded runs predate the
+  kept deltas, so they must run again before a new loop can see what is left (`LoopReport.rerun`).
 - A kept delta that waits for approval: with an `approve` hook (the benchmark approves at once) the hook's
   result is the cycle's result; without one (the CLI) it stays waiting for a human and is progress, not a
   failure — it does not count toward `patience`, and its task is not picked again (its files will change).
@@ -30,11 +34,12 @@ import shlex
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from adapters.config_loader import load_config
 from domain.config import TaskConfig, VaultConfig
 from handlers.cycle import CycleDeps, CycleResult, run_cycle
-from handlers.diagnose import static_signatures
+from handlers.diagnose import NOTICES, all_findings, open_signatures
 from handlers.verify import Verification
 from projections.globs import overlaps
 
@@ -45,6 +50,7 @@ class LoopReport:
     after: dict[str, float | None]
     results: list[CycleResult] = field(default_factory=list)
     stopped: str = ""
+    rerun: list[str] = field(default_factory=list)  # tasks changed by a kept delta: their runs are out of date
 
     @property
     def kept(self) -> int:
@@ -98,17 +104,18 @@ def pick(config: VaultConfig, quality: Mapping[str, float | None], target: float
     return chosen
 
 
-OpenSignatures = Callable[[str], Collection[str]]  # task -> its open static (lint / audit) signatures
+OpenSignatures = Callable[[str], Collection[str]]  # task -> names of its open signatures
 Approve = Callable[[CycleResult], CycleResult]
 Reload = Callable[[CycleDeps], CycleDeps]
 
 
 def pick_static(config: VaultConfig, quality: Mapping[str, float | None], skip: set[str], jobs: int,
-                open_signatures: OpenSignatures) -> list[str]:
-    """Up to `jobs` enabled tasks (at target: the under-target ones were picked first) with an open static
-    signature, worst first, pairwise disjoint."""
+                open_signatures: OpenSignatures, tries: Mapping[str, int] | None = None) -> list[str]:
+    """Up to `jobs` enabled tasks (at target: the under-target ones were picked first) with an open signature,
+    fewest cycles in this loop first, then worst first, pairwise disjoint."""
+    tries = tries or {}
     ready = [t for t in config.tasks if t not in skip and config.tasks[t].enabled and open_signatures(t)]
-    ready.sort(key=lambda t: (quality.get(t) is None, quality.get(t) or 0.0, t))
+    ready.sort(key=lambda t: (tries.get(t, 0), quality.get(t) is None, quality.get(t) or 0.0, t))
     chosen: list[str] = []
     for t in ready:
         if all(disjoint(config.tasks[t], config.tasks[c]) for c in chosen):
@@ -124,8 +131,43 @@ def reload_config(deps: CycleDeps) -> CycleDeps:
     return dataclasses.replace(deps, verify=dataclasses.replace(v, config=load_config(v.config.source, dict(v.env))))
 
 
-def _static_of(deps: CycleDeps) -> OpenSignatures:
-    return lambda task: static_signatures(task, deps.verify.config, deps.verify.read_text)
+@dataclass(frozen=True)
+class _Reading:
+    """What `handlers.diagnose.open_signatures` reads, from the cycle's deps."""
+
+    config: VaultConfig
+    history: Any
+    store: Any
+    read: Callable[[str | None], str]
+
+    def read_vault_text(self, rel: str | None) -> str:
+        return self.read(rel)
+
+
+def _open_of(deps: CycleDeps) -> OpenSignatures:
+    """Each task's open signatures, the data-flow findings read once for all tasks of one pick."""
+    v = deps.verify
+    reading = _Reading(v.config, v.history, deps.store, v.read_text)
+    found: list[Any] = []
+
+    def names(task: str) -> list[str]:
+        if not found:
+            found.append(all_findings(reading))
+        return [n.name for n in open_signatures(task, reading, findings=found[0]) if n.name not in NOTICES]
+
+    return names
+
+
+def _stop_reason(now: Mapping[str, float | None], config: VaultConfig, target: float, rerun: list[str]) -> str:
+    left = sorted(t for t, q in now.items() if (q is None or q < target) and t in config.tasks
+                  and config.tasks[t].enabled)
+    if not left:
+        return f"every task reached {target:g}"
+    reason = f"nothing left to try for {', '.join(left)}"
+    if rerun:
+        reason += (f"; {', '.join(rerun)} changed in this loop and must run again (`autovault run-task TASK`, or "
+                   "the daemon on schedule) before a new loop can see what is left")
+    return reason
 
 
 def _edits_config(r: CycleResult) -> bool:
@@ -135,12 +177,15 @@ def _edits_config(r: CycleResult) -> bool:
 def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: float, patience: int,
              max_cycles: int | None = None, jobs: int = 1,
              on_result: Callable[[CycleResult], None] = lambda _r: None, approve: Approve | None = None,
-             reload: Reload | None = reload_config, open_signatures: OpenSignatures | None = None) -> LoopReport:
+             reload: Reload | None = reload_config, open_signatures: OpenSignatures | None = None,
+             catch_up: Callable[[], object] | None = None) -> LoopReport:
     """Chain cycles; `quality` is task -> rolling mean (None: never scored) when the loop starts.
 
     `approve` decides deltas that wait for approval (None: they wait for a human); `reload` rebuilds the deps
-    after a kept vault.yml edit (None: never); `open_signatures` gives a task's open static signatures (default:
-    `handlers.diagnose.static_signatures` on the live files)."""
+    after a kept vault.yml edit (None: never); `open_signatures` gives a task's open signatures (default:
+    `handlers.diagnose.open_signatures` on the live files, runs since the task's last change, findings and
+    its measured collector); `catch_up` folds new events into the read models after each round, so the next
+    diagnosis sees the kept candidate's runs (`handlers.diagnose.current_history`)."""
     config = deps.verify.config
     before = {t: quality.get(t) for t in config.tasks}
     now = dict(before)
@@ -157,12 +202,9 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
             config = deps.verify.config
             tasks = pick(config, now, target, skip, room, tries)
             if not tasks:
-                tasks = pick_static(config, now, skip, room, open_signatures or _static_of(deps))
+                tasks = pick_static(config, now, skip, room, open_signatures or _open_of(deps), tries)
             if not tasks:
-                left = [t for t, q in now.items() if (q is None or q < target) and t in config.tasks
-                        and config.tasks[t].enabled]
-                report.stopped = (f"every task reached {target:g}" if not left
-                                  else f"nothing left to try for {', '.join(sorted(left))}")
+                report.stopped = _stop_reason(now, config, target, report.rerun)
                 break
             current = deps
             futures = [pool.submit(run_cycle, current, t, mode="loop", target=target, trigger="loop") for t in tasks]
@@ -178,6 +220,8 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
                 on_result(r)
                 if r.kept and r.verification is not None:
                     now[r.task] = estimate_after(now.get(r.task), r.verification)
+                if r.kept:
+                    report.rerun += [t for t in ((r.delta.tasks if r.delta else ()) or (r.task,)) if t not in report.rerun]
                 if r.outcome in ("nothing", "failed", "awaiting_approval"):
                     skip.add(r.task)  # nothing new to try, or its files change only when a human decides
                 if r.outcome not in ("nothing", "awaiting_approval"):  # neither tried-and-failed: no patience spent
@@ -185,6 +229,8 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
                 reloaded = reloaded or _edits_config(r)
             if reloaded and reload is not None:
                 deps = reload(deps)
+            if catch_up is not None:
+                catch_up()
             if dry >= patience:
                 report.stopped = f"{dry} cycles in a row kept nothing (patience {patience})"
                 break

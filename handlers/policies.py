@@ -10,7 +10,10 @@
 |                  | findings → a cycle with both ends (`handlers.findings.on_finding_detected`)                 |
 | Tick             | loop mode inside the research window; the weekly quality gate report (top 3 next fixes from  |
 |                  | the LLM proposer when vault.yml lists one, else the rules: `handlers.weekly`)               |
-| CycleFinished    | counts towards loop-mode patience                                                           |
+| CycleFinished    | counts towards loop-mode patience; a kept delta queues a live run of its task (its runs are |
+|                  | stale: the next cycle must see what the change did); a kept training-data delta queues a    |
+|                  | fine-tuning experiment on the new data                                                      |
+| EventsRecorded   | (also) a low score on a task with training data queues a fine-tuning experiment             |
 
 Verification after a human edit (decided here): a SHADOW `run_and_judge` of each affected task, run as soon
 as the research window allows (at once when `window` is null). Shadow, because a human saving a prompt must
@@ -78,6 +81,8 @@ class CycleFinished:
     task: str
     trigger: str
     outcome: str  # kept | discarded | failed | nothing | awaiting_approval | …
+    lever: str | None = None  # the delta's lever (data, prompt, model, …), when there was a delta
+    cycle: str | None = None
 
 
 # ---- what the policies need --------------------------------------------------------------------------------
@@ -141,20 +146,23 @@ class Context:
     secrets: Callable[[], Sequence[str]] = lambda: ()  # API keys: scrubbed from the report
     loop: LoopState = field(default_factory=LoopState)
     last_report: dt.datetime | None = None
+    queue_run: Callable[[str], None] = lambda _task: None  # a live run of the task, as its schedule would make
+    queue_experiment: Callable[[str, str], bool] = lambda _task, _trigger: False  # GPU work (handlers.experiments)
 
 
 # ---- which tasks a path concerns ---------------------------------------------------------------------------
 
 
 def affected_tasks(config: VaultConfig, rel: str) -> list[str]:
-    """Tasks whose prompt, collector, postprocessor, rubric or input globs name `rel`; the judge rubric
-    concerns every task."""
+    """Tasks whose prompt, collector, postprocessor, rubric, input or training-data globs name `rel`; the judge
+    rubric concerns every task."""
     if config.judge.rubric == rel:
         return list(config.tasks)
     out = []
     for name, t in config.tasks.items():
         named = {t.prompt, t.rubric, *script_paths(t.collect), *script_paths(t.postprocess)}
-        if rel in named or any(matches(g, rel) for g in t.inputs):
+        data = [*t.inputs, *([t.training.data] if t.training is not None else [])]
+        if rel in named or any(matches(g, rel) for g in data):
             out.append(name)
     return out
 
@@ -284,6 +292,14 @@ def count_loop_outcome(msg: CycleFinished, ctx: Context) -> None:
         ctx.log(f"loop mode: {ctx.loop.misses} cycles in a row kept nothing; stopped until the next window")
 
 
+def rerun_after_keep(msg: CycleFinished, ctx: Context) -> None:
+    """A kept delta changed the task's files: its recorded runs describe files that are gone, so the signatures
+    the next cycle (or loop) would work on are stale. Run it again now instead of waiting for its schedule."""
+    if msg.outcome == "kept" and msg.task in ctx.config.tasks and ctx.config.tasks[msg.task].enabled:
+        ctx.queue_run(msg.task)
+        ctx.log(f"{msg.task} changed by a kept cycle: queued to run again")
+
+
 GATE_SCHEDULE = "weekly mon 07:00"
 
 
@@ -345,12 +361,34 @@ def _fmt(value: float | None, *, signed: bool = False) -> str:
 
 Handler = Callable[[Any, Context], Any]
 
+def experiment_on_low_score(msg: EventsRecorded, ctx: Context) -> list[str]:
+    """A task with training data whose rolling score is under the threshold also gets a fine-tuning experiment
+    (inside the research window; the daemon queues one per task and dataset at most, `queue_experiment`)."""
+    queued = []
+    for q in ctx.quality():
+        tc = ctx.config.tasks.get(q.task)
+        if tc is None or tc.training is None or not tc.enabled or q.rolling_mean is None:
+            continue
+        if q.rolling_mean < ctx.config.research.threshold and in_research_window(ctx.config, ctx.clock()) and \
+                ctx.queue_experiment(q.task, f"low_score:{q.rolling_mean:.2f}"):
+            queued.append(q.task)
+    return queued
+
+
+def experiment_after_data_delta(msg: CycleFinished, ctx: Context) -> bool:
+    """A kept training-data delta was decided by its audit alone: train on the new data to measure it."""
+    tc = ctx.config.tasks.get(msg.task)
+    if msg.outcome != "kept" or msg.lever != "data" or tc is None or tc.training is None:
+        return False
+    return ctx.queue_experiment(msg.task, f"data_delta:{msg.cycle or '?'}")
+
+
 HANDLERS: dict[type, list[Handler]] = {
     FileEdited: [record_human_edit, verify_after_edit],
     ConfigEdited: [record_config_edit, verify_after_edit],
-    EventsRecorded: [cycle_on_low_score, cycle_on_finding],
+    EventsRecorded: [cycle_on_low_score, cycle_on_finding, experiment_on_low_score],
     Tick: [loop_in_window, weekly_quality_gate],
-    CycleFinished: [count_loop_outcome],
+    CycleFinished: [count_loop_outcome, rerun_after_keep, experiment_after_data_delta],
 }
 
 

@@ -1,6 +1,6 @@
 """Verify a delta: baseline and candidate arms in shadow workspaces, on the same inputs, judged, decided.
 
-How an arm comparison is run (see /work/shared/notes/acceptance.md and `domain.acceptance`):
+How an arm comparison is run (see docs/cycle.md and `domain.acceptance`):
 
 - **Inputs.** Input k is the task as it would have run on day `anchor − k` (its collector gets that date
   in AUTOVAULT_DATE), with model seed `k` when the task does not fix one. The baseline's run of input k
@@ -51,6 +51,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -73,7 +74,7 @@ from domain.acceptance import (
     decide,
     noise_floor,
 )
-from domain.config import TaskConfig, VaultConfig
+from domain.config import BlockSpec, TaskConfig, VaultConfig
 from domain.ids import sha256_text
 from domain.runs import Check, RunResult, Score
 from domain.scoring import FLOOR, penalty
@@ -250,19 +251,38 @@ def load_config_text(text: str, live: VaultConfig, root: Path, env: Mapping[str,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+BULLET_BLOCKS = r"^\s*(?:[-*+]|\d+[.)])\s+\S"  # what `requires.min_facts` counts (domain.checks.count_bullets)
+
+
 def verification_contract(config: VaultConfig, name: str) -> TaskConfig:
     """The task as judged in verification: its own `expect`, plus what its consumers `require` of its output
-    (more words, sections) — so a delta that feeds a starving downstream task shows as an improvement."""
+    (more words, sections, more fact bullets) — so a delta that feeds a starving downstream task shows as an
+    improvement. Facts become a bullet-block minimum: raised on the task's own block clause when that counts
+    bullets, added when it has none (a clause of another kind cannot say it, and is left as it is)."""
     task = config.task(name)
     needs = consumers_of(config, name, overlaps).values()
     words = [r.min_words for r in needs if r.min_words is not None]
     sections = [s for r in needs for s in r.sections if s not in task.expect.sections]
-    if not words and not sections:
+    facts = max((r.min_facts for r in needs if r.min_facts is not None), default=0)
+    blocks = _fact_blocks(task.expect.blocks, facts)
+    if not words and not sections and blocks is task.expect.blocks:
         return task
     least = max([*words, task.expect.min_words or 0])
-    expect = task.expect.model_copy(update={"min_words": least or None,
+    expect = task.expect.model_copy(update={"min_words": least or None, "blocks": blocks,
                                             "sections": [*task.expect.sections, *dict.fromkeys(sections)]})
     return task.model_copy(update={"expect": expect})
+
+
+def _fact_blocks(blocks: BlockSpec | None, facts: int) -> BlockSpec | None:
+    if not facts:
+        return blocks
+    if blocks is None:
+        return BlockSpec(regex=BULLET_BLOCKS, min=facts)
+    counts_bullets = bool(re.search(blocks.regex, "- a fact", re.MULTILINE)) and not re.search(
+        blocks.regex, "a line of prose", re.MULTILINE)
+    if not counts_bullets or blocks.min >= facts:
+        return blocks
+    return blocks.model_copy(update={"min": facts, "max": None if blocks.max is None else max(blocks.max, facts)})
 
 
 def pool_slots(base: Sequence[str], cand: Sequence[str]) -> tuple[list[str], list[str]]:

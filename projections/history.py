@@ -29,7 +29,19 @@ class RunHistory:
 
     def views(self, task: str, limit: int = 10, *, sources: Collection[str] = LIVE_SOURCES) -> list[RunView]:
         """The task's last `limit` live runs (verification runs in shadows left out), newest last."""
-        rows = self._rows(task, limit, sources)
+        return self._views(task, self._rows(task, limit, sources))
+
+    def cycle_views(self, task: str, cycle: str, arm: str = "cand", limit: int = 10) -> list[RunView]:
+        """The runs of one arm of a cycle's verification (`base`, `cand`, `aa`: the label in a verification
+        run's id, `handlers.verify`), newest last: a kept candidate's runs show how the current files behave."""
+        r = runs_table.c
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(select(runs_table).where(
+                r.task == task, r.cycle_id == cycle, r.run_id.like(f"verify-%-{arm}-%"))
+                .order_by(r.notification_id.desc()).limit(limit)).all())
+        return self._views(task, rows)
+
+    def _views(self, task: str, rows: list[Any]) -> list[RunView]:
         failing: dict[str, tuple[str, ...]] = {}
         with self.engine.connect() as conn:
             s = scores_table.c

@@ -36,9 +36,10 @@ ledger_table = Table(
 
 CHANGED: Any = Task.Changed  # type: ignore[attr-defined]
 CYCLE_EVENTS: dict[Any, str] = {
-    Cycle.Proposed: "proposed",  # type: ignore[attr-defined]
-    Cycle.Verified: "",  # type: ignore[attr-defined]  # the Verified event names its own decision
+    Cycle.Proposed: "proposed",
+    Cycle.Verified: "",  # the Verified event names its own decision
     Cycle.AwaitingApproval: "awaiting approval",  # type: ignore[attr-defined]
+    Cycle.Approved: "approved",  # type: ignore[attr-defined]
     Cycle.Kept: "kept",  # type: ignore[attr-defined]
     Cycle.Discarded: "discarded",  # type: ignore[attr-defined]
     Cycle.Failed: "failed",  # type: ignore[attr-defined]
@@ -60,7 +61,9 @@ def _describe(event: Any) -> str:
         guard = f"; guardrails: {', '.join(event.guardrails)}" if event.guardrails else ""
         return f"effect {event.effect:+.2f}{span} over {len(event.candidate)} samples{guard}"
     if name == "AwaitingApproval":
-        return "needs approval: " + ", ".join(event.paths)
+        return "needs approval before any of it runs: " + ", ".join(event.paths)
+    if name == "Approved":
+        return f"approved by {event.by}: verified now, sandboxed"
     if name == "Kept":
         commit = f" (commit {event.commit[:12]})" if event.commit else ""
         return f"applied {len(event.applied_hashes)} file(s){commit}"

@@ -11,6 +11,12 @@ runner. Each batch is ONE SQLAlchemy transaction that
 
 A crash anywhere rolls the whole batch back, so nothing is applied twice; a restart resumes at the
 tracking position. Read-model tables live in the store's database under the `rm_` prefix.
+
+One event a projection cannot fold (a value an older version let in, an event it cannot decode) must not
+stop every later one: a failed batch is halved until the event is alone, then each projection folds it on
+its own; the one that still fails skips it, and the event and the error go to `rm_problems`
+(`projections.problems`: `status` counts them, `doctor` lists them). Errors of the database itself
+(connection lost, locked) are not an event's fault: they are raised, and the batch is retried later.
 """
 
 from __future__ import annotations
@@ -20,12 +26,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
+import structlog
 from eventsourcing.application import EventStore
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 from eventsourcing.utils import get_topic
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from projections import problems
 
 
 class EventSource(Protocol):
@@ -39,6 +50,10 @@ class EventSource(Protocol):
     def max_notification_id(self) -> int: ...
 
 metadata = MetaData()  # every read model's tables, so one create_all makes them
+log = structlog.get_logger("autovault.projections")
+# The database failing, not the event: never a reason to skip one.
+TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout,
+                                             MemoryError)
 
 tracking_table = Table(
     "rm_tracking",
@@ -129,6 +144,7 @@ class ProjectionRunner:
             for topic in p.topics():
                 self._topics.setdefault(topic, []).append(p)
         metadata.create_all(self.engine, checkfirst=True)
+        problems.metadata.create_all(self.engine, checkfirst=True)
         self._upgrade_tracking()
         self._ensure_tracking(list(self.projections))
         stale = self._stale_schemas()
@@ -172,6 +188,7 @@ class ProjectionRunner:
                     table.drop(conn, checkfirst=True)
                 for table in p.tables:
                     table.create(conn, checkfirst=True)
+            problems.forget_problems(conn, wanted)
         for p in projections:
             p.reset()
         return self.catch_up(names=wanted)
@@ -203,6 +220,46 @@ class ProjectionRunner:
         return [name for name, p in self.projections.items() if stored.get(name) != schema_fingerprint(p)]
 
     def _fold_batch(self, names: list[str], size: int) -> int:
+        """Fold up to `size` notifications; on an event's error, halve the batch until it is alone, then skip
+        it for the projection that cannot fold it."""
+        try:
+            return self._fold(names, size)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            if size > 1:
+                return self._fold_batch(names, size // 2)
+            return self._isolate(names, exc)
+
+    def _isolate(self, names: list[str], exc: Exception) -> int:
+        """One notification failed for `names` together: fold it per projection; skip it where it fails."""
+        if len(names) == 1:
+            self._skip(names[0], exc)
+            return 1
+        for name in names:
+            try:
+                self._fold([name], 1)
+            except TRANSIENT:
+                raise
+            except Exception as own:
+                self._skip(name, own)
+        return 1
+
+    def _skip(self, name: str, exc: BaseException) -> None:
+        """Record the problem and move `name` past its next notification, in one transaction."""
+        with self.engine.begin() as conn:
+            claim = tracking_table.c.projection == name
+            conn.execute(update(tracking_table).where(claim).values(notification_id=tracking_table.c.notification_id))
+            position = int(conn.execute(select(tracking_table.c.notification_id).where(claim)).scalar_one())
+            found = self.store.recorder.select_notifications(start=position, limit=1, inclusive_of_start=False)
+            if not found:
+                return
+            problem = problems.record_problem(conn, name, found[0], exc)
+            conn.execute(update(tracking_table).where(claim).values(notification_id=found[0].id))
+        log.warning("event skipped: a read model could not fold it", projection=name,
+                    notification_id=problem.notification_id, event_type=problem.event, error=problem.error)
+
+    def _fold(self, names: list[str], size: int) -> int:
         projections = [self.projections[n] for n in names]
         try:
             with self.engine.begin() as conn:

@@ -19,7 +19,6 @@ from adapters.atomic import (
     apply_files,
     recover,
     safe_path,
-    sha256_file,
     write_atomic,
 )
 
@@ -152,27 +151,42 @@ def test_crash_mid_apply_then_recover_rolls_forward(tmp_path: Path) -> None:
     assert recover(vault).rolled_forward == []  # idempotent
 
 
-def test_recover_leaves_a_file_edited_after_the_crash_and_sweeps_temps(tmp_path: Path) -> None:
+def test_an_error_while_writing_rolls_back_the_files_already_written(tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("a0")
     (tmp_path / "b.md").write_text("b0")
-    calls: list[str] = []
 
     class Crash(Exception):
         pass
 
     def stop(rel: str) -> None:
-        calls.append(rel)
         raise Crash
 
     with pytest.raises(Crash):
         apply_files(tmp_path, {"a.md": (h(b"a0"), "a1"), "b.md": (h(b"b0"), "b1")}, on_written=stop)
-    (tmp_path / "b.md").write_text("human fixed it meanwhile")
-    (tmp_path / ".b.md.x1y2.avtmp").write_text("half-writ")  # what a killed write_atomic leaves
-    result = recover(tmp_path)
-    assert result.conflicts == ["b.md"]
-    assert (tmp_path / "b.md").read_text() == "human fixed it meanwhile"
-    assert not (tmp_path / ".b.md.x1y2.avtmp").exists()
-    assert sha256_file(tmp_path / "a.md") == h(b"a1")
+    assert (tmp_path / "a.md").read_text() == "a0" and (tmp_path / "b.md").read_text() == "b0"
+    assert not any((tmp_path / JOURNAL_DIR).iterdir())
+
+
+def test_recover_rolls_the_whole_change_back_when_a_file_was_edited_after_the_crash(tmp_path: Path) -> None:
+    """Killed after a.md landed; a human then edits b.md: neither half stays — a.md goes back, b.md is theirs."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    old = [f"old {i}\n".encode() for i in range(3)]
+    for i, data in enumerate(old):
+        (vault / f"f{i}.md").write_bytes(data)
+    crasher = tmp_path / "crash.py"
+    crasher.write_text(CRASHER.replace("count == 2", "count == 1"))
+    proc = subprocess.run([sys.executable, str(crasher), str(vault), *[h(d) for d in old]], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
+    assert proc.returncode == 9, proc.stderr.decode()
+    (vault / "f1.md").write_text("human fixed it meanwhile")
+    (vault / ".f1.md.x1y2.avtmp").write_text("half-writ")  # what a killed write_atomic leaves
+    result = recover(vault)
+    assert result.conflicts == ["f1.md"] and result.rolled_back == ["f0.md"]
+    assert (vault / "f0.md").read_bytes() == old[0] and (vault / "f2.md").read_bytes() == old[2]
+    assert (vault / "f1.md").read_text() == "human fixed it meanwhile"
+    assert not (vault / ".f1.md.x1y2.avtmp").exists()
+    assert not any((vault / JOURNAL_DIR).iterdir())
 
 
 def test_recover_discards_an_uncommitted_journal(tmp_path: Path) -> None:

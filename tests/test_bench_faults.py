@@ -1,73 +1,95 @@
-"""The fault benchmark, small: three fault kinds end to end through the code `make bench-faults` runs (the seed
-vault copy, the loopback Ollama double through the real ollama client, diagnose, the loop, approval, the
-after-loop runs), plus the double's data-reading behaviours the bench relies on."""
+"""The fault benchmark, small: a few household faults end to end through the code `make bench-faults` runs (the
+vault copy, the loopback Ollama double through the real ollama client, the loop, approval, the rerun after it),
+and the parts that decide "found", "fixed" and "harmful"."""
 
 from __future__ import annotations
 
-import random
+import json
 import re
 from pathlib import Path
 
 from adapters.config_loader import load_config
-from benchmarks.bench_faults import run_bench
-from benchmarks.fault_models import overflowed, templated
-from benchmarks.fault_vault import FAULTS, FLAWED, GOOD_MODEL, make_fault_vault
-from tests.servers import Request
+from benchmarks.bench_faults import FaultRow, Step, data_problems, producers_first, run_bench, summary
+from benchmarks.fault_vault import (
+    FAULTS,
+    FLAWED,
+    GOOD_MODEL,
+    HOUSEHOLD,
+    SEED,
+    Fault,
+    make_bench_vault,
+    make_fault_vault,
+)
+from handlers.cycle import CycleResult
 
-SUMMARY = re.compile(r"^faults: kinds=(\d+) found=(\d+) fixed=(\d+) harmful=(\d+) cycles=(\d+) calls=(\d+)$")
+SUMMARY = re.compile(r"^faults: vault=(\w+) kinds=(\d+) found=(\d+) fixed=(\d+) harmful=(\d+) cycles=(\d+) "
+                     r"per_fix=\S+ faults_found=(\d+)/(\d+) faults_fixed=(\d+)/(\d+) calls=(\d+) time=\d+s$")
 
 
-def test_three_fault_kinds_are_found_fixed_and_summarised(tmp_path: Path) -> None:
+def test_household_faults_are_found_fixed_by_a_rerun_and_summarised(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_bench(tmp_path, only=("research-radar", "blog-writer", "knowledge-quiz"), out=lines.append)
+    result = run_bench(tmp_path, vault=HOUSEHOLD, only=("meal-plan",), max_cycles=3, out=lines.append)
     m = SUMMARY.match(lines[-1])
     assert m is not None, lines[-1]
-    kinds, found, fixed, harmful, cycles, calls = map(int, m.groups())
-    assert (kinds, found, fixed, harmful) == (3, 3, 3, 0)
-    assert cycles == len(result["steps"]) and calls > 0
+    assert m.group(1) == "household" and int(m.group(2)) == 1 and int(m.group(5)) == 0  # one kind, no harm
+    assert int(m.group(6)) == len(result["steps"]) and int(m.group(8)) == 1
     rows = {r.fault.id: r for r in result["rows"]}
-    assert set(rows) == {"F06", "F07", "F09", "F13"}
-    quiz = rows["F09"]
-    assert quiz.fix is not None and quiz.fix.approved is not None and quiz.fix.approved.kept  # scripts/** approved
-    assert rows["F13"].fix is not None and rows["F13"].fix.result.delta.lever == "candidates"
-    table = "\n".join(lines)
-    assert "F09" in table and "approved" in table
-    live = (tmp_path / "vault" / "scripts" / "knowledge-quiz.sh").read_text()
-    assert "[^K]" not in live.split("\n", 3)[-1]  # the leaking awk is gone from the live copy
+    assert set(rows) == {"H01"} and all(r.found for r in rows.values())
+    plan = rows["H01"]
+    assert plan.fixed and plan.fixed_by and plan.fixed_by[0].result.delta is not None
+    assert plan.fixed_by[0].result.delta.lever == "config"
     cfg = load_config(tmp_path / "vault.yml", {})
-    assert "ollama:qwen2.5-coder:14b" not in cfg.tasks["blog-writer"].candidates
+    assert (cfg.tasks["meal-plan"].options.num_predict or 0) > 160
+    live = (tmp_path / "vault" / "Meals" / f"plan-{HOUSEHOLD.run_date}.md").read_text()
+    assert "## Sunday" in live  # the rerun after the loop wrote the whole week
+    assert summary(lines[-1])["vault"] == "household"
 
 
-def test_the_copy_runs_each_task_on_its_faults_model_against_the_double(tmp_path: Path) -> None:
-    cfg = load_config(make_fault_vault(tmp_path, "http://127.0.0.1:9"), {})
-    assert cfg.backends.ollama is not None and cfg.backends.ollama.host == "http://127.0.0.1:9"
-    assert cfg.judge.llm_weight == 0 and (cfg.research.samples, cfg.research.max_samples) == (3, 6)
+def test_a_fault_is_fixed_only_when_the_rerun_no_longer_shows_it() -> None:
+    f = Fault("X1", "copied-example", "t", ("copied_example",), ("distinct_from_previous",), absent=("ollama:coder",))
+    kept = Step(1, CycleResult(key="k", task="t", outcome="kept"))
+    assert FaultRow(f, found_as=["copied_example"], fixed_by=[kept]).fixed
+    assert not FaultRow(f, found_as=[], fixed_by=[kept]).fixed  # never found, never fixed
+    assert not FaultRow(f, found_as=["copied_example"], open_after=["copied_example"], fixed_by=[kept]).fixed
+    assert not FaultRow(f, found_as=["copied_example"], failing_after=["distinct_from_previous"]).fixed
+    assert not FaultRow(f, found_as=["copied_example"], present_after=["ollama:coder"]).fixed
+    assert not FaultRow(f, found_as=["copied_example"], rerun_status="failed").fixed
+    assert not FaultRow(f, found_as=["copied_example"], data_problems=["x"]).fixed
+
+
+def test_mined_examples_that_fail_the_contract_keep_a_data_fault_open(tmp_path: Path) -> None:
+    cfg_path = make_bench_vault(HOUSEHOLD, tmp_path, "http://127.0.0.1:9")
+    cfg = load_config(cfg_path, {})
+    data = tmp_path / "vault" / "data" / "bills.jsonl"
+    before = {"data/bills.jsonl": data.read_text()}
+    assert any("examples < min_examples" in p for p in data_problems(cfg, "bills-digest", before))
+    good = [json.dumps({"prompt": f"p{i}", "completion": f"- Northern Water: 4{i}.10 due 2026-05-2{i}\n"
+                        f"- City Energy: 11{i}.35 due 2026-05-1{i}\n- Mobile Plus: 24.00 due 2026-05-16"})
+            for i in range(6)]
+    data.write_text(before["data/bills.jsonl"] + "\n".join(good) + "\n")
+    assert data_problems(cfg, "bills-digest", before) == []
+    leaky = json.dumps({"prompt": "p", "completion": "- [Payee]: [Amount] due [Due date]\n" * 3})
+    data.write_text(data.read_text() + leaky + "\n")
+    problems = data_problems(cfg, "bills-digest", before)
+    assert len(problems) == 1 and "placeholder_leak" in problems[0] and ":13 added" in problems[0]
+
+
+def test_reruns_go_producers_first() -> None:
+    cfg = load_config(Path(__file__).resolve().parents[1] / HOUSEHOLD.config, {})
+    order = producers_first(cfg, sorted(cfg.tasks))
+    assert order.index("kids-news") < order.index("newsletter") < order.index("household-judge")
+    assert order.index("trip-planner") < order.index("packing-list")
+
+
+def test_the_copies_run_each_task_on_its_model_against_the_double(tmp_path: Path) -> None:
+    cfg = load_config(make_fault_vault(tmp_path / "seed", "http://127.0.0.1:9"), {})
+    assert cfg.backends.ollama.host == "http://127.0.0.1:9" and cfg.judge.llm_weight == 0
     for name, task in cfg.tasks.items():
         assert task.model == FLAWED.get(name, GOOD_MODEL)
         assert not any(m.startswith("embedded:") for m in task.candidates)
-    assert "ollama:qwen2.5-coder:14b" in cfg.tasks["blog-writer"].candidates
-    assert len({f.kind for f in FAULTS}) == 12 and len(FAULTS) == 19
-
-
-def test_the_double_reads_counts_and_loses_the_front_of_an_overflowing_prompt() -> None:
-    rng = random.Random(0)
-    template = "## Trends\n- <signal> — count=<n>: one line\n\n"
-    starved = templated(template + "- red loafers (count=1)\n- silk scarves (count=1)\n", rng, True)
-    assert starved is not None and "No trends visible" in starved
-    fed = templated(template + "- red loafers (count=6)\n- silk scarves (count=1)\n", rng, True)
-    assert fed is not None and "- red loafers — count=6" in fed and "No trends" not in fed
-    long = Request("ollama:gemma3:12b", [{"role": "user", "content": "INSTRUCTIONS\n" + "word " * 5000}],
-                   {"num_ctx": 1000})
-    assert "INSTRUCTIONS" not in overflowed(long).prompt and len(overflowed(long).prompt) == 4000
-    short = Request("ollama:gemma3:12b", [{"role": "user", "content": "INSTRUCTIONS\nword"}], {"num_ctx": 1000})
-    assert overflowed(short) is short
-
-
-def test_the_double_asks_about_urls_only_when_the_collector_leaks_them() -> None:
-    quiz = "Q1: <question>\nA1: <answer>\n\n"
-    points = "".join(f"- point {i}\n" for i in range(3))
-    leaked = "=== a.md ===\n## Key Points\n" + points + "## Key Sources\n- https://example.org — manual\n"
-    answer = templated(quiz + leaked * 3, random.Random(0), True)
-    assert answer is not None and "https://" in answer
-    clean = templated(quiz + ("=== a.md ===\n## Key Points\n" + points) * 3, random.Random(0), True)
-    assert clean is not None and "https://" not in clean and clean.count("\nQ") == 4
+    assert len({f.kind for f in FAULTS}) == 12 and SEED.faults == FAULTS
+    home = load_config(make_bench_vault(HOUSEHOLD, tmp_path / "home", "http://127.0.0.1:9"), {})
+    assert not (tmp_path / "home" / "vault" / "vault.yml").exists()  # one live config
+    assert home.tasks["recipe-ideas"].model == "ollama:household-1b-q4"  # the household vault keeps its models
+    assert home.backends.openai.base_url.startswith("http://127.0.0.1:") and home.research.max_samples == 6
+    assert len(HOUSEHOLD.kinds) == 12 and all(sum(f.kind == k for f in HOUSEHOLD.faults) >= 2 for k in HOUSEHOLD.kinds)

@@ -15,7 +15,7 @@ store: sqlite:///.autovault/events.db
 logs: logs
 backends:
   ollama: {host: "http://127.0.0.1:11434", timeout: 60}
-  anthropic: {model: claude-sonnet-4-5, api_key_env: ANTHROPIC_API_KEY}
+  anthropic: {model: claude-sonnet-5-5, api_key_env: ANTHROPIC_API_KEY}
 judge: {model: embedded:smollm2-135m, rubric: prompts/_judge.md, context_lines: 40}
 proposers: [rules, anthropic]
 research:
@@ -41,7 +41,7 @@ tasks:
   blog-drafter:
     schedule: "30 7 * * 1-5"
     prompt: prompts/morning-briefing.md
-    model: anthropic:claude-sonnet-4-5
+    model: anthropic:claude-sonnet-5-5
     outputs: ["Drafts/brief-{date}.md"]
   blog-writer:
     schedule: weekly sun 09:00
@@ -124,7 +124,7 @@ def test_environment_overrides_store_and_hosts(tmp_path: Path) -> None:
     assert config.backends.ollama.host == "http://gpu-box:11434"
     assert config.backends.ollama.timeout == 60  # the rest of the YAML mapping is kept
     assert config.backends.anthropic.base_url == "http://127.0.0.1:9001"
-    assert config.backends.anthropic.model == "claude-sonnet-4-5"
+    assert config.backends.anthropic.model == "claude-sonnet-5-5"
     assert config.backends.openai.base_url == "https://llm.example/v1"
 
 
@@ -152,7 +152,7 @@ def test_environment_creates_missing_backend_sections(tmp_path: Path) -> None:
 
 def test_all_problems_are_reported_in_file_order(tmp_path: Path) -> None:
     text = VALID.replace("num_predict: 300", "num_predict: lots").replace("prompts/_judge.md", "prompts/judge.md")
-    text = text.replace("model: anthropic:claude-sonnet-4-5", "model: antropic:claude-sonnet-4-5")
+    text = text.replace("model: anthropic:claude-sonnet-5-5", "model: antropic:claude-sonnet-5-5")
     problems = check_config(make_vault(tmp_path, text), env={})
     keys = [p.key for p in problems]
     assert keys == ["judge.rubric", "tasks.morning-briefing.options.num_predict", "tasks.blog-drafter.model"]
@@ -202,12 +202,12 @@ tasks:
     options: &opts {num_predict: 600}
   "1":
     <<: {prompt: prompts/morning-briefing.md, model: ollama:qwen3:8b}
-    model: anthropic:claude-sonnet-4-5
+    model: anthropic:claude-sonnet-5-5
     options: *opts
 """
     config = load_config(make_vault(tmp_path, text), env={})
     assert sorted(config.tasks) == ["1", "on"]
-    assert config.tasks["1"].model == "anthropic:claude-sonnet-4-5"  # explicit key beats the merge
+    assert config.tasks["1"].model == "anthropic:claude-sonnet-5-5"  # explicit key beats the merge
     assert config.tasks["1"].options.num_predict == 600
 
 

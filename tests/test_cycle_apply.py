@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 
 from adapters.atomic import HashConflict, recover
+from adapters.eventstore import VaultStore
 from adapters.git import last_message
 from daemon.cli import main
+from domain.aggregates import Task
 from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
 from handlers.apply import OutOfScope, apply_delta, apply_root
+from handlers.apply_journal import recover_applies
 from handlers.cycle import CycleDeps, approve_cycle, reject_cycle, run_cycle, verify_cycle
 from tests.cycle_vault import BRIEF_PROMPT, IMPROVED_PROMPT, NOISE_PROMPT, VaultFixture, live_state, make_vault
 
@@ -212,9 +215,14 @@ def test_a_crash_mid_apply_leaves_every_file_old_or_new_and_recovers(tmp_path: P
     states = [fx.text(p) for p in new]
     assert states[0] == new["prompts/brief.md"] and states[1] == old["prompts/notes.md"]  # one new, one old
     assert all(fx.text(p) in (old[p], new[p]) for p in new)
-    recovered = recover(apply_root(fx.svc.config))
-    assert recovered.rolled_forward == ["vault/prompts/notes.md"]  # the journal sits above vault and vault.yml
+    assert recover(apply_root(fx.svc.config)).pending  # files-only recovery leaves a journal with events to record
+    with VaultStore(fx.svc.config.store) as store:
+        recovered = recover_applies(apply_root(fx.svc.config), store)  # what bootstrap runs
+        changed = [e.path for e in store.events.get(store.get_task("brief").id)  # type: ignore[union-attr]
+                   if isinstance(e, Task.Changed)]  # type: ignore[attr-defined]
+    assert recovered.finished == ["crash-cycle"]  # the journal sits above vault and vault.yml
     assert all(fx.text(p) == new[p] for p in new)
+    assert changed == list(new)  # both files recorded, by the recovery, once
 
 
 def test_ledger_tsv_has_one_row_per_decided_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

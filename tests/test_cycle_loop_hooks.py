@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from adapters.yaml_edit import set_value
 from domain.aggregates import Cycle
 from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
-from handlers.cycle import CycleResult, approve_cycle, run_cycle
+from handlers.cycle import CycleDeps, CycleResult, approve_cycle, run_cycle
 from handlers.loop import run_loop
 from tests.cycle_vault import IMPROVED_PROMPT, VaultFixture, make_vault
 
@@ -40,7 +41,9 @@ def test_an_equal_score_from_a_measurably_cheaper_collector_is_kept(tmp_path: Pa
     assert len(ONE_ECHO.split()) > len(FORK_STORM.split())  # more words: only the CPU measurement can keep it
     r = run_cycle(fx.deps([("double", lambda ev: [fx.edit("scripts/collect.sh", ONE_ECHO, lever="script")])]),
                   "brief")
-    assert r.outcome == "awaiting_approval", r.reason  # kept by verification; scripts/** waits for a human
+    assert r.outcome == "awaiting_approval", r.reason  # a script: nothing of it runs before a human approves
+    r = approve_cycle(fx.deps([]), r.key)
+    assert r.outcome == "kept", r.reason
     assert r.verification is not None and r.verification.simpler and r.verification.decision.effect == 0
     cost = verified(fx, r.key).detail["collector_cost"]
     assert cost["cheaper"] and cost["p"] < 0.05 and cost["pairs"] == 8 and cost["median_ratio"] <= 0.75
@@ -51,6 +54,7 @@ def test_a_slower_collector_with_an_equal_score_is_discarded(tmp_path: Path) -> 
     fx = make_vault(tmp_path)
     r = run_cycle(fx.deps([("double", lambda ev: [fx.edit("scripts/collect.sh", FORK_STORM, lever="script")])]),
                   "brief")
+    r = approve_cycle(fx.deps([]), r.key)
     assert r.outcome == "discarded"
     cost = verified(fx, r.key).detail["collector_cost"]
     assert not cost["cheaper"] and cost["wins"] == 0
@@ -166,13 +170,18 @@ def config_then_prompt(fx: VaultFixture) -> Any:
     return lambda ev: [config] if next(calls) == 0 else [fx.edit("prompts/brief.md", IMPROVED_PROMPT)]
 
 
+def approving(deps: CycleDeps) -> Callable[[CycleResult], CycleResult]:
+    return lambda r: approve_cycle(deps, r.key)
+
+
 def test_the_config_is_reloaded_after_a_kept_vault_yml_edit(tmp_path: Path) -> None:
     for reload in (True, False):
         fx = make_vault(tmp_path / str(reload))
         (fx.root / "scripts" / "collect.sh").write_text("#!/bin/sh\necho \"three commits on $AUTOVAULT_DATE $1\"\n")
         deps = fx.deps([("double", config_then_prompt(fx))])
         kwargs: dict[str, Any] = {} if reload else {"reload": None}
-        report = run_loop(deps, {"brief": 3.5, "notes": 5.0}, target=6.0, patience=1, max_cycles=2, **kwargs)
+        report = run_loop(deps, {"brief": 3.5, "notes": 5.0}, target=6.0, patience=1, max_cycles=2,
+                          approve=approving(deps), **kwargs)  # a command line is code: approved at once
         first, second = report.results
         assert first.outcome == "kept", first.reason
         if reload:  # verified against the current file: the prompt's ask adds nothing

@@ -7,7 +7,7 @@ from pathlib import Path
 from domain.aggregates import Cycle
 from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
-from handlers.cycle import cycle_facts, run_cycle
+from handlers.cycle import approve_cycle, cycle_facts, run_cycle
 from projections.quality import task_history, task_quality
 from tests.cycle_vault import BRIEF_PROMPT, IMPROVED_PROMPT, NOISE_PROMPT, live_state, make_vault
 
@@ -141,6 +141,8 @@ def test_a_config_delta_that_helps_is_applied_to_vault_yml(tmp_path: Path) -> No
     delta = Delta(task="brief", lever="config", description="collector asks for length", rationale="t",
                   proposer="double", edits=(FileEdit("vault.yml", sha256_text(text), changed, in_config=True),))
     r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "brief")
+    assert r.outcome == "awaiting_approval" and fx.writer.calls == 0  # a command line is code: approval first
+    r = approve_cycle(fx.deps([]), r.key)
     assert r.outcome == "kept", r.reason
     assert fx.cfg.read_text() == changed
 
@@ -308,7 +310,9 @@ def test_adding_a_missing_postprocessor_is_an_improvement_that_waits_for_approva
                                             FileEdit("vault.yml", sha256_text(text), with_post, in_config=True)))
     r = run_cycle(fx.deps([("double", lambda ev: [delta])]), "notes")
     assert r.outcome == "awaiting_approval", r.reason
+    assert r.verification is None and fx.writer.calls == 0  # nothing of it ran before approval
+    r = approve_cycle(fx.deps([]), r.key)
     v = r.verification
-    assert v is not None and v.decision.effect == 1.0
+    assert r.outcome == "kept" and v is not None and v.decision.effect == 1.0
     day = v.inputs[0]
-    assert not (fx.root / "scripts" / "post.sh").exists() and not (fx.root / "Notes" / f"{day}.md").exists()
+    assert (fx.root / "scripts" / "post.sh").exists() and not (fx.root / "Notes" / f"{day}.md").exists()

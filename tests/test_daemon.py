@@ -342,17 +342,16 @@ def test_an_apply_cut_short_by_a_crash_is_finished_at_start_and_recorded_as_the_
     vault.ready()  # the baseline of every watched file
     vault.kill9()
 
-    class Crash(Exception):
-        pass
-
-    def crash(_rel: str) -> None:
-        raise Crash
-
     prompts = {"vault/prompts/brief.md": "Write the briefing for {date}.\nCONTEXT: {context}\n",
                "vault/prompts/notes.md": "Write terse notes for {date}.\n"}
     changes = {rel: (sha256_file(vault.tmp / rel), text) for rel, text in prompts.items()}
-    with pytest.raises(Crash):
-        apply_files(vault.tmp, changes, on_written=crash)  # the first file landed, the journal is committed
+    pid = os.fork()  # a process killed after the first file landed, the journal committed (an error would roll back)
+    if pid == 0:
+        try:
+            apply_files(vault.tmp, changes, on_written=lambda _rel: os.kill(os.getpid(), signal.SIGKILL))
+        finally:
+            os._exit(3)
+    assert os.waitpid(pid, 0)[1] == signal.SIGKILL
     vault.start()
     vault.ready(len(vault.notify.messages))
     assert {p: (vault.tmp / p).read_text() for p in prompts} == prompts  # rolled forward: both files new

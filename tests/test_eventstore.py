@@ -209,11 +209,11 @@ def test_v1_ran_event_is_upcast_on_read(store: VaultStore) -> None:
     assert isinstance(ran, Task.Ran)
     assert (ran.run_id, ran.thinking_tokens, ran.source, ran.context_hash) == ("old-1", 0, "daemon", None)
     assert store.get_task("lesson-distiller").runs == 1  # type: ignore[union-attr]
-    # new events are written as v2
+    # new events are written in the current shape
     store.record_run(run("new-1", task="lesson-distiller"))
     with store.engine.connect() as conn:
         state = conn.execute(text("SELECT state FROM autovault_events ORDER BY id DESC LIMIT 1")).scalar_one()
-    assert store.mapper.transcoder.decode(bytes(state))["class_version"] == 2
+    assert store.mapper.transcoder.decode(bytes(state))["class_version"] == Task.Ran.class_version == 3
     ProjectionRunner(store, default_projections()).catch_up()  # read models fold the upcast event too
     with store.engine.connect() as conn:
         old = task_history(conn, "lesson-distiller")[-1]

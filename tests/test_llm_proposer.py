@@ -328,7 +328,7 @@ def test_proposer_from_services_reads_vault_yml_when_the_evidence_lacks_it(
     (tmp_path / "vault.yml").write_text(CONFIG)
     config = load_config(tmp_path / "vault.yml", env={})
     svc = SimpleNamespace(config=config, models=router(ollama=ollama_server), env={})
-    assert proposer("anthropic", svc).spec == "anthropic:claude-sonnet-4-5"
+    assert proposer("anthropic", svc).spec == "anthropic:claude-sonnet-5-5"
     assert proposer("embedded", svc).max_chars < 12000
     ollama = proposer("ollama", svc)
     assert ollama.spec == "ollama:qwen3:8b"  # the model the vault already uses

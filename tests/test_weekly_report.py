@@ -215,4 +215,4 @@ def test_a_failed_call_falls_back_and_its_error_is_scrubbed() -> None:
 
     top = top_fixes(facts(), config(["rules", "anthropic"]), complete, [SECRET])
     assert top.source == "rules" and SECRET not in top.reason
-    assert top.reason.startswith("anthropic:claude-sonnet-4-5 failed: BackendError: 401") and "***" in top.reason
+    assert top.reason.startswith("anthropic:claude-sonnet-5-5 failed: BackendError: 401") and "***" in top.reason

@@ -11,7 +11,7 @@ from typing import Any
 
 import anthropic
 
-from adapters.backends.base import BackendError, Message
+from adapters.backends.base import BackendError, Health, Message
 from adapters.backends.messages import as_messages, pick, scrub, split_system
 from domain.runs import Completion
 
@@ -81,6 +81,30 @@ class AnthropicBackend:
             duration_s=time.perf_counter() - t0,
             model=f"anthropic:{model}",
         )
+
+    def probe(self, model: str) -> Health:
+        """POST /v1/messages/count_tokens: checks the key, the model and the host without generating."""
+        try:
+            self.count_tokens(model, "ping")
+        except BackendError as e:
+            return Health("down", str(e), "POST /v1/messages/count_tokens")
+        return Health("up", f"anthropic at {self.where} accepts the key for {model}", "POST /v1/messages/count_tokens")
+
+    def count_tokens(self, model: str, text: str) -> int:
+        key = self._env.get(self.api_key_env) or ""
+        if not key.strip():
+            raise BackendError(f"anthropic: no API key in ${self.api_key_env}: export {self.api_key_env}=...")
+        system, turns = split_system(as_messages(text))
+        extra: dict[str, Any] = {"system": system} if system else {}
+        problem: str | None = None
+        try:
+            counted = self._client_for(key).with_options(max_retries=0).messages.count_tokens(
+                model=model, messages=turns, **extra)  # type: ignore[arg-type]
+        except anthropic.APIError as e:
+            problem = scrub(self._explain(e, model), key)
+        if problem is not None:
+            raise BackendError(problem)
+        return int(counted.input_tokens)
 
     def _request(
         self, model: str, prompt: str | list[Message], options: dict[str, Any], json_schema: dict[str, Any] | None

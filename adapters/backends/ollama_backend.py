@@ -12,11 +12,13 @@ from typing import Any
 import httpx
 import ollama
 
-from adapters.backends.base import BackendError, Message
+from adapters.backends.base import BackendError, ContextWindow, Health, Message
 from adapters.backends.messages import as_messages, estimate_tokens, pick
 from domain.runs import Completion
 
 OPTION_KEYS = ("num_predict", "num_ctx", "temperature", "top_p", "repeat_penalty", "seed")
+DEFAULT_NUM_CTX = 4096  # Ollama's window when neither the call nor the Modelfile sets num_ctx
+PROBE_TIMEOUT_S = 5.0
 
 
 def normalise_host(host: str) -> str:
@@ -33,6 +35,7 @@ class OllamaBackend:
         self.stream = stream
         self.keep_alive = keep_alive
         self._client = ollama.Client(host=self.host, timeout=timeout)
+        self._probe_client = ollama.Client(host=self.host, timeout=min(timeout, PROBE_TIMEOUT_S))
 
     def __repr__(self) -> str:
         return f"OllamaBackend(host={self.host!r}, timeout={self.timeout})"
@@ -69,6 +72,32 @@ class OllamaBackend:
             duration_s=time.perf_counter() - t0,
             model=f"ollama:{model}",
         )
+
+    def probe(self, model: str) -> Health:
+        """POST /api/show: answers only when the server is up and has the model pulled."""
+        try:
+            self._probe_client.show(model)
+        except ollama.ResponseError as e:
+            return Health("down", self._explain(e, model), "POST /api/show")
+        except (ConnectionError, httpx.TransportError) as e:
+            return Health("down", self._unreachable(e), "POST /api/show")
+        return Health("up", f"ollama at {self.host} has {model}", "POST /api/show")
+
+    def context_window(self, model: str) -> ContextWindow:
+        """The trained context length from /api/show's model_info; the default from the Modelfile's num_ctx."""
+        try:
+            shown = self._probe_client.show(model)
+        except (ollama.ResponseError, ConnectionError, httpx.TransportError):
+            return ContextWindow(DEFAULT_NUM_CTX, None, "Ollama's default num_ctx (the server did not answer)")
+        info = dict(shown.modelinfo or {})
+        trained = next((int(v) for k, v in info.items() if k.endswith(".context_length") and isinstance(v, int)), None)
+        default = DEFAULT_NUM_CTX
+        for line in (shown.parameters or "").splitlines():
+            key, _, value = line.strip().partition(" ")
+            if key == "num_ctx" and value.strip().isdigit():
+                default = int(value.strip())
+        source = f"ollama /api/show of {model}: " + (f"context_length {trained}" if trained else "no context_length")
+        return ContextWindow(default, trained, source)
 
     def _once(self, request: dict[str, Any]) -> tuple[str, str, ollama.ChatResponse]:
         resp = self._client.chat(**request, stream=False)

@@ -13,7 +13,7 @@ from typing import Any
 
 import openai
 
-from adapters.backends.base import BackendError, Message
+from adapters.backends.base import BackendError, Health, Message
 from adapters.backends.messages import as_messages, estimate_tokens, pick, scrub
 from domain.runs import Completion
 
@@ -92,6 +92,25 @@ class OpenAIBackend:
             duration_s=time.perf_counter() - t0,
             model=f"openai:{model}",
         )
+
+    def probe(self, model: str) -> Health:
+        """GET /v1/models: up when the server lists the model (or lists none: it answers, names nothing)."""
+        name, _, url = model.partition("@")
+        base_url = (url or self.base_url).rstrip("/")
+        problem: str | None = None
+        try:
+            key = self._key()
+            listed = [m.id for m in self._client(base_url, key).with_options(max_retries=0).models.list()]
+        except BackendError as e:
+            return Health("down", str(e), "GET /v1/models")
+        except openai.APIError as e:
+            problem = scrub(self._explain(e, name, base_url), key)
+        if problem is not None:
+            return Health("down", problem, "GET /v1/models")
+        if listed and name not in listed:
+            return Health("down", f"openai-compatible server at {base_url} has no model {name!r} (it lists "
+                                  f"{', '.join(listed[:5])})", "GET /v1/models")
+        return Health("up", f"openai-compatible server at {base_url} answers for {name}", "GET /v1/models")
 
     def _key(self) -> str:
         if self.api_key_env is None:

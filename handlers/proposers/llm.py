@@ -26,6 +26,7 @@ from adapters.backends.messages import scrub
 from domain.delta import Delta
 from domain.ids import sha256_text
 from domain.runs import Completion
+from handlers.proposers.structured import expand
 from handlers.proposers.validate import (
     ANSWER_SCHEMA,
     Known,
@@ -55,11 +56,18 @@ RULES = """Rules:
 2. Edit only files shown in the evidence, by their exact path (or create a new file under an editable path).
    Never touch any other file, never use absolute paths or '..'.
 3. Keep every contract: declared sections, block formats, output file names, and what downstream tasks require.
-4. Prefer search/replace edits: `search` is copied character for character from the file shown and occurs
-   exactly once in it; `replace` is its new text. Use `content` (the whole file) only for a new file.
-5. Model options (num_predict, num_ctx, think, temperature), the model and its candidates live in the task's
-   block of {config}: edit them with path "{config}", in_config true, touching only `tasks.{task}`.
-6. Answer with the JSON object only: the lever, a one-line description, a rationale naming the signature
+4. Text files (prompts, scripts): search/replace edits. `search` is copied character for character from the
+   file shown and occurs exactly once in it; `replace` is its new text. Use `content` (the whole file) only
+   for a new file.
+5. Everything in {config} goes through a structured edit, touching only `tasks.{task}`:
+   {{"kind": "option", "option": "num_predict", "value": 600}} (num_predict, num_ctx, temperature, top_p,
+   repeat_penalty, seed, think); {{"kind": "model", "model": "<a spec from the task's candidates>"}};
+   {{"kind": "candidates", "drop": [...], "add": [...]}}.
+6. Training data (JSONL): {{"kind": "data_add", "path": ..., "examples": [{{...same keys as the file's
+   lines...}}]}} or {{"kind": "data_remove", "path": ..., "lines": [line numbers as shown]}}.
+7. Base the change on the measurements: the collector's coverage of its inputs and its prompt tokens against
+   num_ctx, the failed checks and what the output actually says, what was already tried (never repeat it).
+8. Answer with the JSON object only: the lever, a one-line description, a rationale naming the signature
    it fixes, and the edits. Levers: {levers}."""
 
 
@@ -171,12 +179,14 @@ class LLMProposer:
             problem = completion_problem(completion)
             if problem is not None:
                 raise problem
-            answer = parse_answer(text)
+            known = self.known(evidence)
+            answer, declared = expand(parse_answer(text), known, self.scope, evidence.task)
             result.deltas.append(build_delta(
-                answer, self.known(evidence), self.scope, task=evidence.task,
+                answer, known, self.scope, task=evidence.task,
                 proposer=self.spec, signatures=signature_names(evidence),
                 tasks=tuple(str(t) for t in (getattr(evidence, "tasks", None) or (evidence.task,))),
-                meta={"cost": result.cost.as_dict(), "answer_sha256": answer_hash(text), "model": self.spec},
+                meta={"cost": result.cost.as_dict(), "answer_sha256": answer_hash(text), "model": self.spec,
+                      **declared},
             ))
         except Rejected as r:
             rejection = Rejection(r.kind, self._scrub(r.reason), answer_hash(text), self.spec, evidence.task, text)

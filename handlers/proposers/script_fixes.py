@@ -1,77 +1,100 @@
-"""Text transforms of collector scripts and generated postprocessors. Pure; None = not applicable."""
+"""Text transforms of collector scripts and generated postprocessors. Pure; None = not applicable.
+
+- `resized`: a measured new size (`handlers.collector_measure.Resize`, as evidence carries it) written into the
+  script: the limit's number rewritten in the tool's own terms, or a bare `cat FILE` turned into `head|tail -n N`.
+- `extract_sections`: the command that selects markdown sections (awk, sed or grep, however its pattern is
+  written) replaced by one awk program that passes exactly the named sections, up to the next heading of
+  their level or above, from the same files (or stdin).
+- `postprocessor`: a POSIX sh postprocessor turning declared blocks into files.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from handlers.diagnose_static import HEAD_N, SECTION_NEGATION, sed_loops
+from handlers.collector_limits import Limit, set_limit
+from handlers.collector_measure import FOR_HEADER, section_selectors
+from handlers.shell_syntax import Command, parse, program_of, quote
 
 
-def scale_head(script: str, factor: float, *, limit: int | None = None, pick: str = "largest",
-               file: str | None = None) -> tuple[str, int, int] | None:
-    """Multiply one `head -N` by `factor` (→ (new text, old N, new N)); `file` picks the head reading that file,
-    else `pick` the largest or smallest N. `limit` caps the new N (e.g. the file's line count)."""
-    hits: list[tuple[int, re.Match[str], int]] = []  # (offset in script, match, N)
-    offset = 0
-    for line in script.splitlines(keepends=True):
-        if not line.lstrip().startswith("#"):
-            for m in HEAD_N.finditer(line):
-                arg = m.group("rest").strip().split()
-                name = arg[0].strip(")\"'") if arg else ""
-                if file is None or name == file:
-                    hits.append((offset, m, int(m.group("n"))))
-        offset += len(line)
-    if not hits:
+def resized(text: str, resize: Mapping[str, Any]) -> str | None:
+    """The script with one measured resize applied; None when the span no longer holds what was measured."""
+    start, stop, new = int(resize["start"]), int(resize["stop"]), int(resize["new"])
+    if resize["kind"] == "limit":
+        limit = Limit(str(resize["end"]), str(resize["unit"]), int(resize["old"]), start, stop,
+                      int(resize.get("offset") or 0))
+        if text[start:stop] != str(limit.literal):
+            return None
+        return set_limit(text, limit, new)
+    if resize["kind"] == "loop":
+        return _fewer_items(text, start, stop, str(resize["end"]), new)
+    commands = parse(text[start:stop]).commands
+    if not commands or commands[0].name != "cat":
         return None
-    choose = max if pick == "largest" else min
-    at, m, n = choose(hits, key=lambda h: h[2])
-    new_n = max(1, round(n * factor))
-    if limit is not None and factor > 1:
-        new_n = min(new_n, max(limit, n))
-    if new_n == n:
+    files = [w for w in commands[0].args if not w.value.startswith("-")]
+    if not files:
         return None
-    start = at + m.start("n")
-    return script[:start] + str(new_n) + script[at + m.end("n"):], n, new_n
+    cap = f"{resize['end']} -n {new}"
+    if len(files) == 1 and (not files[0].dynamic or files[0].raw.startswith('"')):
+        return text[:start] + f"{cap} {files[0].raw}" + text[stop:]
+    return text[:start] + f"{text[start:stop]} | {cap}" + text[stop:]  # several files: cap them together, as cat did
 
 
-def explicit_section(script: str, section: str) -> str | None:
-    """`awk '/^## [^K]/{exit} {print}'` → `awk '/^## Key Points/{found=1; next} found && /^## /{exit} found{print}'`."""
-    m = SECTION_NEGATION.search(script)
+def _fewer_items(text: str, start: int, stop: int, end: str, keep: int) -> str | None:
+    """`for f in GLOB; do` keeping only the last (or first) `keep` items, counted without a program: the glob stays
+    the loop's own, so names with spaces and a vault that grows are handled as before."""
+    header = text[start:stop]
+    m = FOR_HEADER.fullmatch(header.strip())
     if m is None:
         return None
-    marks = m.group("marks")
-    title = re.sub(r"([.^$*+?()\[\]{}|\\/])", r"\\\1", section.lstrip("#").strip()).replace("'", ".")
-    program = f"awk '/^{marks} {title}/{{found=1; next}} found && /^{marks} /{{exit}} found{{print}}'"
-    return script[: m.start()] + program + script[m.end():]
+    var, words = m.group("var"), m.group("words")
+    line_start = text.rfind("\n", 0, start) + 1
+    indent = text[line_start:start] if not text[line_start:start].strip() else ""
+    nxt = text[stop:].split("\n", 2)
+    body_indent = re.match(r"[ \t]*", nxt[1] if len(nxt) > 1 and not nxt[0].strip() else "").group(0) or indent + "  "  # type: ignore[union-attr]
+    seen, total = f"_seen_{var}", f"_items_{var}"
+    if end == "tail":
+        prelude = (f"{total}=0; for {var} in {words}; do {total}=$(({total} + 1)); done  # only the newest {keep} "
+                   f"fit num_ctx\n{indent}{seen}=0\n{indent}")
+        guard = f'{seen}=$(({seen} + 1)); [ "${seen}" -gt $(({total} - {keep})) ] || continue'
+    else:
+        prelude = f"{seen}=0  # only the first {keep} fit num_ctx\n{indent}"
+        guard = f'{seen}=$(({seen} + 1)); [ "${seen}" -le {keep} ] || break'
+    return text[:start] + prelude + header + f"\n{body_indent}{guard};" + text[stop:]
 
 
-def one_awk_pass(script: str) -> str | None:
-    """Several `v=$(sed -n 's/^field: *//p' "$note")` per loop item → one awk pass per item that stops at the
-    closing front-matter fence and prints shell assignments for `eval` (POSIX sh and bash alike)."""
-    loops = sed_loops(script)
-    if not loops:
+def _ere(title: str) -> str:
+    return re.sub(r"([.\[\]()*+?{}|^$\\/])", r"\\\1", title).replace("'", ".")
+
+
+def extract_sections(text: str, titles: Sequence[str], level: int, keep_heading: bool) -> str | None:
+    """Replace the section-selecting command with one that passes exactly `titles` (headings of `level`)."""
+    found = section_selectors(parse(text))
+    if not found or not titles:
         return None
-    lines = script.split("\n")
-    for loop in reversed(loops):
-        first, last = loop.lines[0] - 1, loop.lines[-1] - 1
-        indent = re.match(r"\s*", lines[first]).group(0)  # type: ignore[union-attr]
-        rules = []
-        for var, fld, value_only in loop.fields:
-            strip = f'sub(/^{fld}: */, "", v); ' if value_only else ""
-            rules.append(f'{indent}    /^{fld}:/ {{ v = $0; {strip}{var} = (seen_{var}++ ? {var} "\\n" v : v); next }}')
-        prints = " ".join(f'print "{var}=" q esc({var}) q;' for var, _, _ in loop.fields)
-        block = [
-            f"{indent}# one awk pass per item: all fields at once, stopping at the closing front-matter fence",
-            f"{indent}eval \"$(awk '",
-            f"{indent}    function esc(s) {{ gsub(q, q \"\\\\\" q q, s); return s }}",
-            f'{indent}    BEGIN {{ q = sprintf("%c", 39) }}',
-            f"{indent}    /^---$/ {{ if (++fences == 2) exit; next }}",
-            *rules,
-            f"{indent}    END {{ {prints} }}",
-            f"{indent}' \"${loop.loop_var}\")\"",
-        ]
-        lines[first: last + 1] = block
-    return "\n".join(lines)
+    if len(found) > 1:  # several: the one whose pattern names a wanted title, or excludes by its first letter
+        words = {w for t in titles for w in re.findall(r"[a-z0-9]+", t.lower())}
+        firsts = {t[:1].lower() for t in titles}
+
+        def aims(cmd: Command) -> bool:
+            prog = (program_of(cmd)[0] or cmd.words[0]).value.lower()
+            return bool(words & set(re.findall(r"[a-z0-9]+", prog))) or any(f"[^{x}]" in prog for x in firsts)
+
+        found = [cmd for cmd in found if aims(cmd)]
+        if len(found) != 1:
+            return None
+    c = found[0]
+    _, files = program_of(c)
+    marks = "#" * level
+    stop = "|".join("#" * i for i in range(1, level + 1))
+    want = "|".join(_ere(t) for t in titles)
+    start = "{f=1; print; next}" if keep_heading else "{f=1; next}"
+    program = f"/^{marks} ({want})[[:space:]]*#*[[:space:]]*$/{start} /^({stop}) /{{f=0}} f"
+    redirects = [f"{op}{r.raw}" if op.endswith("<") and len(op) == 1 else f"{op} {r.raw}" for op, r in c.redirects]
+    new = " ".join(["awk", quote(program), *(w.raw for w in files), *redirects])
+    return text[:c.start] + new + text[c.end:]
 
 
 POSTPROC = """#!/bin/sh
@@ -120,4 +143,4 @@ def postprocessor(task: str, header: tuple[str, str], output_pattern: str) -> st
                            suffix_q=_sq(suffix), pre_plain=pre.strip().replace('"', ""))
 
 
-__all__ = ["explicit_section", "one_awk_pass", "postprocessor", "scale_head"]
+__all__ = ["extract_sections", "postprocessor", "resized"]

@@ -23,6 +23,7 @@ from adapters.atomic import PathEscape, safe_path
 from domain.delta import Delta, FileEdit, Lever
 from domain.ids import sha256_text
 from domain.runs import Completion
+from handlers.judge_guard import parse, rubric_paths, text_changes
 from projections.globs import matches
 
 LEVERS: tuple[str, ...] = get_args(Lever)
@@ -48,6 +49,28 @@ _CONTENT_EDIT: dict[str, Any] = {
         "content": {"type": "string"},
     },
 }
+OPTIONS = ("num_predict", "num_ctx", "temperature", "top_p", "repeat_penalty", "seed", "think")
+
+
+def _kind(kind: str, required: list[str], **properties: Any) -> dict[str, Any]:
+    """A structured edit (`handlers.proposers.structured` turns it into file text): a config knob, a model swap,
+    a change of the candidate pool, training examples added or removed."""
+    return {"type": "object", "additionalProperties": False, "required": ["kind", *required],
+            "properties": {"kind": {"type": "string", "const": kind}, **properties}}
+
+
+_MODEL_SPEC: dict[str, Any] = {"type": "string", "minLength": 3, "maxLength": 200}
+STRUCTURED_EDITS: list[dict[str, Any]] = [
+    _kind("option", ["option", "value"], option={"type": "string", "enum": list(OPTIONS)},
+          value={"type": ["integer", "number", "boolean"]}),
+    _kind("model", ["model"], model=_MODEL_SPEC),
+    _kind("candidates", [], add={"type": "array", "items": _MODEL_SPEC, "maxItems": 8},
+          drop={"type": "array", "items": _MODEL_SPEC, "maxItems": 8}),
+    _kind("data_add", ["path", "examples"], path={"type": "string", "minLength": 1},
+          examples={"type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "object"}}),
+    _kind("data_remove", ["path", "lines"], path={"type": "string", "minLength": 1},
+          lines={"type": "array", "minItems": 1, "maxItems": 200, "items": {"type": "integer", "minimum": 1}}),
+]
 ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -56,7 +79,8 @@ ANSWER_SCHEMA: dict[str, Any] = {
         "lever": {"type": "string", "enum": list(LEVERS)},
         "description": {"type": "string", "minLength": 1},
         "rationale": {"type": "string", "minLength": 1},
-        "edits": {"type": "array", "minItems": 1, "maxItems": 8, "items": {"anyOf": [_SEARCH_EDIT, _CONTENT_EDIT]}},
+        "edits": {"type": "array", "minItems": 1, "maxItems": 8,
+                  "items": {"anyOf": [_SEARCH_EDIT, _CONTENT_EDIT, *STRUCTURED_EDITS]}},
     },
 }
 _VALIDATOR = Draft202012Validator(ANSWER_SCHEMA)
@@ -68,7 +92,7 @@ class Rejection:
     """Why an answer was not turned into a delta; `answer_sha256` names the raw answer (None: no answer)."""
 
     kind: str  # backend | truncated | context | empty | malformed | schema | escape | not_editable |
-    #            not_in_evidence | clipped | search_missing | search_ambiguous | noop | config_scope
+    #            not_in_evidence | clipped | search_missing | search_ambiguous | noop | config_scope | judge
     reason: str  # one line, secrets scrubbed
     answer_sha256: str | None
     proposer: str = ""
@@ -206,6 +230,24 @@ def config_scope_problem(before: str, after: str, task: str, config_name: str) -
     return None
 
 
+def judge_problem(path: str, config_before: str | None, after: str, known: Known, config_name: str) -> str | None:
+    """An edit that would change how the vault is judged (`handlers.judge_guard`: contracts, rubrics, judge and
+    research settings); `config_before` is vault.yml's text for an in_config edit, None for a file edit."""
+    if config_before is not None:
+        try:
+            changed = text_changes(config_before, after)
+        except ValueError as e:
+            return f"{config_name} after the edit is {e}"
+        return (f"{config_name} edit changes {', '.join(changed)}: a delta may never change how the vault is judged"
+                if changed else None)
+    config = known.files.get(config_name)
+    try:
+        rubrics = rubric_paths(parse(config[0])) if config else set()
+    except ValueError:
+        rubrics = set()
+    return f"{path} is a judge rubric: a delta may never change how the vault is judged" if path in rubrics else None
+
+
 def _target(raw: Mapping[str, Any], scope: Scope) -> tuple[str, bool]:
     """(clean path, in_config) — naming the config file is an in_config edit, whatever the flag says."""
     path = clean_path(str(raw["path"]))
@@ -256,6 +298,9 @@ def build_delta(answer: Mapping[str, Any], known: Known, scope: Scope, *, task: 
             problem = config_scope_problem(before[0], after, task, scope.config_name)
             if problem:
                 raise Rejected("config_scope", problem)
+        weakens = judge_problem(path, before[0] if in_config and before else None, after, known, scope.config_name)
+        if weakens:
+            raise Rejected("judge", weakens)
         edits.append(FileEdit(path=path, before_hash=None if before is None else before[1], after=after,
                               in_config=in_config))
     approve = [e.path for e in edits if not e.in_config and any(matches(g, e.path) for g in scope.approve)]

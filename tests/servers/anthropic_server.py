@@ -54,6 +54,7 @@ class AnthropicServer(LoopbackServer):
         self.responder = responder
         self.api_key = api_key
         self.route("POST", "/v1/messages", self._messages)
+        self.route("POST", "/v1/messages/count_tokens", self._count_tokens)
 
     def request_of(self, rec: Recorded) -> Request:
         body = rec.json()
@@ -75,6 +76,11 @@ class AnthropicServer(LoopbackServer):
             path=rec.path,
             raw=body,
         )
+
+    def _count_tokens(self, rec: Recorded) -> Response:
+        if self.api_key is not None and sent_key(rec) != self.api_key:
+            return error_response(401, "invalid x-api-key")
+        return Response.json({"input_tokens": count_tokens(self.request_of(rec).prompt)})
 
     def _messages(self, rec: Recorded) -> Response:
         if self.api_key is not None and sent_key(rec) != self.api_key:

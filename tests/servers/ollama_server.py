@@ -29,12 +29,14 @@ class OllamaServer(LoopbackServer):
     """`OllamaServer(responder, models=[...])`: with `models`, other names get Ollama's 404."""
 
     def __init__(
-        self, responder: Responder = echo, *, models: list[str] | None = None, num_ctx: int = DEFAULT_NUM_CTX
+        self, responder: Responder = echo, *, models: list[str] | None = None, num_ctx: int = DEFAULT_NUM_CTX,
+        context_length: int | None = None,
     ) -> None:
         super().__init__()
         self.responder = responder
         self.models = models
         self.num_ctx = num_ctx
+        self.context_length = context_length  # the trained length /api/show reports in model_info
         self.route("POST", "/api/chat", lambda r: self._answer(r, chat=True))
         self.route("POST", "/api/generate", lambda r: self._answer(r, chat=False))
         self.route("GET", "/api/tags", self._tags)
@@ -63,7 +65,7 @@ class OllamaServer(LoopbackServer):
                 "modelfile": "",
                 "parameters": f"num_ctx {self.num_ctx}",
                 "details": {"family": "loopback"},
-                "model_info": {},
+                "model_info": {"loopback.context_length": self.context_length} if self.context_length else {},
             }
         )
 
