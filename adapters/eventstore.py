@@ -11,7 +11,15 @@
   same database; events carry the sha256.
 * Commands are collected in a `Batch` and saved with one `save()`: one transaction, one fsync. When
   another process appended to the same aggregate first, the library raises `IntegrityError`; the
-  batch then reloads the aggregates and re-applies its commands (bounded retries).
+  batch then reloads the aggregates and re-applies its commands (bounded retries) — so an aggregate's
+  rules (`domain.aggregates.IllegalTransition`) are checked again on the state the other writer left.
+* Ingested runs and scores are deduplicated by a unique key (`adapters.ingest_keys`), written in the
+  transaction of the events it guards (the library's documented `recorder.transaction()`).
+
+Only the library's public extension points are used: `application_recorder_class` with an overridden
+`insert_events`/`select_notifications`, `construct_env`, `save`, `recorder.transaction()`, the snapshot
+store's `put` and `Snapshot.take`. `tests/test_eventstore_library.py` checks the behaviour these rely on
+against the installed version (pinned in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -19,81 +27,70 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, Recording
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.utils import Environment, EnvType, get_topic
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from adapters.blobs import BlobStore
+from adapters.database import DEFAULT_URL as DEFAULT_URL  # re-exported: the store's default
+from adapters.database import prepare_url, sqlite_pragmas
+from adapters.ingest_keys import CONFLICT, HISTORY_EVENTS, NEW, Claim, IngestKeys, history_claims
 from domain import ids
 from domain.aggregates import Cycle, Experiment, Finding, Task, run_fingerprint, score_fingerprint, score_key
 from domain.ingest import IngestedRun, IngestedScore
 from domain.runs import RunResult, Score
 
-DEFAULT_URL = "sqlite:///.autovault/events.db"
 UNREGISTERED = "unregistered"  # config_hash of a task first seen in a log, before vault.yml named it
 
 A = TypeVar("A", bound=Aggregate)
 Op = Callable[[Any], int | None]  # applies commands to one aggregate; returns the version it reached, or None
-
-
-def prepare_url(url: str | None) -> str:
-    """Resolve a SQLite file URL to an absolute path and create its folder; a bare `postgresql://` URL
-    gets the installed driver (psycopg 3); other URLs pass through."""
-    try:
-        parsed = make_url(url or DEFAULT_URL)
-    except Exception:
-        raise ValueError(f"store: {url!r} is not a database URL — fix: use sqlite:///path/to/events.db "
-                         "or postgresql+psycopg://user@host:5432/db") from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() != "sqlite":
-        return parsed.render_as_string(hide_password=False)
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        raise ValueError(f"store: {url!r} is not a SQLite file — fix: use sqlite:///path/to/events.db")
-    path = Path(database).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return parsed.set(database=str(path)).render_as_string(hide_password=False)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes, one fsync per checkpoint
-    cursor.execute("PRAGMA busy_timeout=30000")  # another process holding the write lock: wait, don't fail
-    cursor.close()
+Command = tuple[UUID, Callable[[], Aggregate] | None, Op, Claim | None]  # the claim: an ingest's dedup key
 
 
 class VaultRecorder(SQLAlchemyApplicationRecorder):
-    """The library's recorder with one change: a batch is inserted by one Core `INSERT … RETURNING id`
-    (executemany, ids in parameter order) instead of one ORM object per event — same table, same
-    locking (`LOCK TABLE` on PostgreSQL keeps ids in commit order), a fraction of the CPU per event."""
+    """The library's recorder, inserting a batch by one Core `INSERT … RETURNING id` (executemany, ids in
+    parameter order) instead of one ORM object per event — same table, same `LOCK TABLE … IN EXCLUSIVE MODE`
+    on PostgreSQL (ids in commit order) and NOTIFY, a fraction of the CPU per event.
 
-    def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent],
-                              **kwargs: Any) -> Sequence[int]:
+    Overrides the public `insert_events` (what `EventStore.put` calls), not the library's private helpers. Like
+    the library's, it joins the transaction already open in this thread (`transaction()`), so events and other
+    rows (the ingest keys) commit together."""
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], *, session: Session | None = None,
+                      **kwargs: Any) -> Sequence[int]:
+        if kwargs.get("tracking") is not None:
+            raise NotImplementedError("VaultRecorder records no tracking: autovault is not a process application")
+        if session is not None:
+            return self._insert(session, stored_events)
+        with self.transaction(commit=True) as own:
+            return self._insert(own, stored_events)
+
+    def _insert(self, session: Session, stored_events: Sequence[StoredEvent]) -> list[int]:
         if not stored_events:
             return []
         table = self.events_record_cls.__table__
+        postgres = session.get_bind().dialect.name == "postgresql"
+        if postgres:
+            session.execute(text(f"LOCK TABLE {table.fullname} IN EXCLUSIVE MODE"))
         rows = [{"originator_id": e.originator_id, "originator_version": e.originator_version,
                  "topic": e.topic, "state": e.state} for e in stored_events]
-        self._lock_table(session)
         result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
         notification_ids = [int(row[0]) for row in result]
-        self._notify_channel(session)
+        if postgres:
+            session.execute(text(f"NOTIFY {self.channel_name}"))
         return notification_ids
 
     def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
@@ -126,7 +123,7 @@ class VaultFactory(SQLAlchemyFactory):
         super().__init__(env)
         engine = self.datastore.engine
         if isinstance(engine, Engine) and engine.dialect.name == "sqlite":
-            sa_event.listen(engine, "connect", _sqlite_pragmas)
+            sa_event.listen(engine, "connect", sqlite_pragmas)
 
     def close(self) -> None:
         engine = self.datastore.engine
@@ -187,7 +184,7 @@ class Batch:
 
     def __init__(self, store: VaultStore) -> None:
         self.store = store
-        self._ops: list[tuple[UUID, Callable[[], Aggregate] | None, Op]] = []
+        self._ops: list[Command] = []
         self._blobs: list[str] = []
         self.conflicts: set[int] = set()  # ingest commands skipped because their key holds other content
 
@@ -199,9 +196,11 @@ class Batch:
         self._blobs.append(text)
         return ids.sha256_text(text)
 
-    def add(self, aggregate_id: UUID, op: Op, create: Callable[[], Aggregate] | None = None) -> int:
-        """Queue a command on one aggregate (created by `create` when missing); returns its index."""
-        self._ops.append((aggregate_id, create, op))
+    def add(self, aggregate_id: UUID, op: Op, create: Callable[[], Aggregate] | None = None,
+            claim: Claim | None = None) -> int:
+        """Queue a command on one aggregate (created by `create` when missing); returns its index. With `claim`,
+        the command runs only when its ingest key is new (taken in the same transaction)."""
+        self._ops.append((aggregate_id, create, op, claim))
         return len(self._ops) - 1
 
     def register(self, name: str, config_hash: str) -> int:
@@ -220,36 +219,28 @@ class Batch:
         output_hash = self.blob(result.output)
         context_hash = self.blob(result.context) if result.context else None
         fields = run_fields(result, output_hash, context_hash, cycle_id)
-        index = len(self._ops)
 
         def op(task: Task) -> int | None:
-            if ingest and task.has_ingested(result.run_id):
-                if task.ingested_otherwise(result.run_id, run_fingerprint(fields)):
-                    self.conflicts.add(index)
-                return None
             task.record_run(**fields)
             return task.version
 
-        return self.add(ids.task_id(result.task), op, _auto_register(result.task))
+        claim = Claim(result.task, result.run_id, run_fingerprint(fields)) if ingest else None
+        return self.add(ids.task_id(result.task), op, _auto_register(result.task), claim)
 
     def score(self, task_name: str, score: Score, source: str = "judge", *, ingest: bool = False) -> int:
         """Queue a `Task.Scored`; with `ingest`, a (run_id, judge) the task already ingested is skipped."""
         if ingest:
             source = "log"
         checks = [dataclasses.asdict(c) for c in score.checks]
-        index = len(self._ops)
 
         def op(task: Task) -> int | None:
-            key = score_key(score.run_id, score.judge)
-            if ingest and task.has_ingested(key):
-                if task.ingested_otherwise(key, score_fingerprint(score.score, list(score.reasons))):
-                    self.conflicts.add(index)
-                return None
             task.scored(run_id=score.run_id, score=float(score.score), judge=score.judge,
                         reasons=list(score.reasons), checks=checks, source=source)
             return task.version
 
-        return self.add(ids.task_id(task_name), op, _auto_register(task_name))
+        claim = Claim(task_name, score_key(score.run_id, score.judge),
+                      score_fingerprint(score.score, list(score.reasons))) if ingest else None
+        return self.add(ids.task_id(task_name), op, _auto_register(task_name), claim)
 
     def change(self, task_name: str, path: str, before_hash: str | None, after_hash: str | None,
                diff_text: str, by: str, cycle_id: str | None = None) -> int:
@@ -268,7 +259,8 @@ class Batch:
             return []
         if self._blobs:
             self.store.blobs.put_many(self._blobs)
-        results = self.store._apply_and_save(self._ops)
+        results, conflicts = self.store._apply_and_save(self._ops)
+        self.conflicts |= conflicts
         self._ops.clear()
         self._blobs.clear()
         return results
@@ -285,8 +277,10 @@ class VaultStore(Application[UUID]):
     """
 
     name = "autovault"
-    # A snapshot every N events keeps a load at ≤ N events however long the history gets.
-    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Task: 100, Cycle: 20, Experiment: 20, Finding: 20}
+    # A snapshot every N events keeps a load at ≤ N events however long the history gets. Not the library's
+    # `snapshotting_intervals`: it would reload the aggregate from the store for every multiple of N a save
+    # crosses; the aggregate just saved *is* that state, so `_snapshot` takes it once per save.
+    snapshot_every: ClassVar[dict[type[Any], int]] = {Task: 100, Cycle: 20, Experiment: 20, Finding: 20}
     retries = 12  # attempts per batch when another writer got to an aggregate first
 
     def __init__(self, url: str | None = None) -> None:
@@ -298,10 +292,13 @@ class VaultStore(Application[UUID]):
             # Cached aggregates are fast-forwarded from the store on every get, so another writer is seen.
             "AGGREGATE_CACHE_MAXSIZE": "256",
         })
-        engine = self.recorder.datastore.engine  # type: ignore[attr-defined]
+        assert isinstance(self.recorder, VaultRecorder)
+        self.writer: VaultRecorder = self.recorder
+        engine = self.writer.datastore.engine
         assert isinstance(engine, Engine)
         self.engine: Engine = engine
         self.blobs = BlobStore(engine)
+        self.ingest_keys = IngestKeys(engine)
         self._closed = False
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
@@ -328,27 +325,23 @@ class VaultStore(Application[UUID]):
     def __del__(self) -> None:
         pass  # the library's __del__ closes during interpreter shutdown and prints noise; close() explicitly
 
-    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
-        """Snapshot from the in-memory aggregate, once per save, when the save crossed an interval.
-
-        The library's version reconstructs the aggregate from the store for every multiple of the
-        interval; a batch of thousands of events made that most of the cost of a save. The aggregate
-        just saved *is* the state at its last version, so snapshot that.
-        """
+    def _snapshot(self, loaded: dict[UUID, Aggregate], recordings: Sequence[Recording[UUID]]) -> None:
+        """Snapshot each saved aggregate whose save crossed a multiple of its interval, from memory."""
         if self.snapshots is None:
             return
         span: dict[UUID, tuple[int, int]] = {}
-        for ev in processing_event.events:
+        for r in recordings:
+            ev = r.domain_event
             lo, _ = span.get(ev.originator_id, (ev.originator_version, 0))
             span[ev.originator_id] = (lo, ev.originator_version)
         snapshots = []
-        for aggregate_id, aggregate in processing_event.aggregates.items():
-            interval = self.snapshotting_intervals.get(type(aggregate))
+        for aggregate_id, aggregate in loaded.items():
+            interval = self.snapshot_every.get(type(aggregate))
             if interval is None or aggregate_id not in span:
                 continue
             lo, hi = span[aggregate_id]
             if hi // interval > (lo - 1) // interval and aggregate.version == hi:
-                snapshots.append(type(aggregate).Snapshot.take(aggregate))  # type: ignore[attr-defined]
+                snapshots.append(type(aggregate).Snapshot.take(aggregate))
         if snapshots:
             self.snapshots.put(snapshots)
 
@@ -451,6 +444,11 @@ class VaultStore(Application[UUID]):
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+    def events_after(self, position: int, topics: Sequence[str], limit: int = 2000) -> list[tuple[int, Any]]:
+        """Up to `limit` (position, event) pairs after `position`, in history order, of these topics (upcast)."""
+        page = self.writer.select_notifications(position, limit, topics=topics, inclusive_of_start=False)
+        return [(n.id, self.mapper.to_domain_event(n)) for n in page]
+
     # ---- cycles, experiments, findings -----------------------------------------------------------
 
     def get_cycle(self, key: str) -> Cycle | None:
@@ -516,47 +514,85 @@ class VaultStore(Application[UUID]):
             command(aggregate)
             return None
 
-        self._apply_and_save([(aggregate_id, create, op)])
+        self._apply_and_save([(aggregate_id, create, op, None)])
         aggregate = self._get_or_none(aggregate_id)
         if aggregate is None:
             raise LookupError(f"store: no aggregate {aggregate_id}")
         return aggregate  # type: ignore[return-value]
 
-    def _apply_and_save(self, ops: Sequence[tuple[UUID, Callable[[], Aggregate] | None, Op]]) -> list[int | None]:
+    def _apply_and_save(self, ops: Sequence[Command]) -> tuple[list[int | None], set[int]]:
         """Load each aggregate once, apply the commands in order, save all in one `save()`.
 
-        Returns the notification id of each command's event. On `IntegrityError` (another writer
-        appended to one of these aggregates first) everything is reloaded and re-applied.
+        Returns the notification id of each command's event (None: nothing recorded) and the indexes of ingest
+        commands skipped because their key holds other content. On `IntegrityError` (another writer appended to
+        one of these aggregates, or took one of the ingest keys, first) everything is reloaded and re-applied.
         """
+        claims = [(i, c) for i, (_, _, _, c) in enumerate(ops) if c is not None]
+        if claims:
+            self.ingest_keys.ensure(lambda: self.writer.transaction(commit=True), self._ingested_history)
         for attempt in range(self.retries):
-            loaded: dict[UUID, Aggregate] = {}
-            versions: list[tuple[UUID, int | None]] = []
-            for aggregate_id, create, op in ops:
-                aggregate = loaded.get(aggregate_id)
-                if aggregate is None:
-                    aggregate = self._get_or_none(aggregate_id)
-                    if aggregate is None:
-                        if create is None:
-                            raise LookupError(f"store: no aggregate {aggregate_id} to update")
-                        aggregate = create()
-                    loaded[aggregate_id] = aggregate
-                versions.append((aggregate_id, op(aggregate)))
             try:
-                recordings = self.save(*loaded.values())
+                loaded, versions, conflicts, recordings = self._attempt(ops, claims)
             except IntegrityError:
                 if attempt == self.retries - 1:
                     raise
                 # Back off with jitter: two writers that keep reloading in lockstep keep colliding.
                 time.sleep(random.uniform(0, min(0.25, 0.002 * 2 ** attempt)))
                 continue
+            self._snapshot(loaded, recordings)
             cache = self.repository.cache
             if cache is not None:  # the saved state is the latest: spare the next get a fast-forward
                 for aggregate_id, aggregate in loaded.items():
                     cache.put(aggregate_id, aggregate)
             where = {(r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
                      for r in recordings}
-            return [None if v is None else where[(a, v)] for a, v in versions]
+            return [None if v is None else where[(a, v)] for a, v in versions], conflicts
         raise AssertionError("unreachable")
+
+    def _attempt(self, ops: Sequence[Command], claims: list[tuple[int, Claim]]
+                 ) -> tuple[dict[UUID, Aggregate], list[tuple[UUID, int | None]], set[int], list[Recording[UUID]]]:
+        """One try. Ingest keys are taken first in the transaction of the events (so, on SQLite, it starts with
+        the write lock); the commands whose key was taken before are skipped."""
+        if not claims:
+            loaded, versions = self._apply(ops, set())
+            return loaded, versions, set(), self.save(*loaded.values())
+        with self.writer.transaction(commit=True) as session:
+            status = self.ingest_keys.claim(session, [c for _, c in claims])
+            skipped = {i: s for (i, _), s in zip(claims, status, strict=True) if s != NEW}
+            loaded, versions = self._apply(ops, set(skipped))
+            recordings = self.save(*loaded.values())
+        return loaded, versions, {i for i, s in skipped.items() if s == CONFLICT}, recordings
+
+    def _apply(self, ops: Sequence[Command], skipped: set[int]
+               ) -> tuple[dict[UUID, Aggregate], list[tuple[UUID, int | None]]]:
+        loaded: dict[UUID, Aggregate] = {}
+        versions: list[tuple[UUID, int | None]] = []
+        for index, (aggregate_id, create, op, _) in enumerate(ops):
+            if index in skipped:
+                versions.append((aggregate_id, None))
+                continue
+            aggregate = loaded.get(aggregate_id)
+            if aggregate is None:
+                aggregate = self._get_or_none(aggregate_id)
+                if aggregate is None:
+                    if create is None:
+                        raise LookupError(f"store: no aggregate {aggregate_id} to update")
+                    aggregate = create()
+                loaded[aggregate_id] = aggregate
+            versions.append((aggregate_id, op(aggregate)))
+        return loaded, versions
+
+    def _ingested_history(self, _session: Session) -> Iterator[Claim]:
+        """The ingest keys the recorded history holds (read in the filling transaction)."""
+        topics = [get_topic(c) for c in HISTORY_EVENTS]
+
+        def events() -> Iterator[Any]:
+            start = 0
+            while page := self.writer.select_notifications(start, 2000, topics=topics, inclusive_of_start=False):
+                yield from (self.mapper.to_domain_event(n) for n in page)
+                start = page[-1].id
+
+        return history_claims(events())
 
     @staticmethod
     def _recorded(task: str, key: str, notification_id: int | None) -> Recorded:

@@ -43,6 +43,7 @@ one line on stderr starting with `MARK`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import shutil
@@ -189,3 +190,19 @@ def policy_of(settings: Any) -> SandboxPolicy:
 
 __all__ = ["LAUNCHER", "MARK", "OUTPUTS", "REFUSED", "VAULT", "Confinement", "SandboxPolicy", "SandboxUnavailable",
            "confined", "launch", "output_dirs", "policy_of", "require", "unavailable_reason"]
+
+
+_PR_SET_DUMPABLE, _PR_GET_DUMPABLE = 4, 3
+
+
+def hide_environment() -> bool:
+    """Make this process non-dumpable, so a script running as the same user cannot read its environment (API
+    keys) through /proc/PID/environ or ptrace it. Root (CAP_SYS_PTRACE) still can; the systemd unit runs as a
+    user without capabilities. Children are dumpable again after exec: it guards only this process. Returns
+    whether the process is now non-dumpable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+        return int(libc.prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False

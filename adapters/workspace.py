@@ -33,6 +33,9 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
 MAX_COPY_BYTES = 1 << 30  # a vault bigger than this is almost surely copying data it does not need
 PREFIX = "autovault-shadow-"
 LEGACY_AGE_S = 24 * 3600  # a shadow made before locks existed is an orphan once this old
+# Private temp folders of sandboxed runs and traced runs (adapters.sandbox, adapters.process_trace): removed when
+# their run ends, left behind only by a kill -9; no run lasts a day (every script has a timeout).
+RUN_TEMP_PREFIXES = ("autovault-tmp-", "autovault-shims-")
 
 
 class WorkspaceTooLarge(RuntimeError):
@@ -118,12 +121,19 @@ class ShadowWorkspace:
 
 def _claim(parent: Path) -> tuple[Path, int]:
     """A fresh shadow folder and the held lock that marks it in use. The lock file is locked before it gets
-    its sweepable name (an atomic link), so a sweep never finds a live shadow's lock free."""
+    its sweepable name (an atomic link), so a sweep never finds a live shadow's lock free.
+
+    The claim file itself is sweepable from its creation until it is locked: a sweep in another process may take
+    it in that instant and remove it. Once locked, the claim is checked to be still the file at its name; one a
+    sweep removed is let go and another name claimed."""
     parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd, claim = tempfile.mkstemp(prefix=f".{PREFIX}", suffix=".claim", dir=parent)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not _names(claim, fd):  # swept before it was locked: the name is no longer ours
+            os.close(fd)
+            continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, f"{os.getpid()}\n".encode())
             shadow = parent / Path(claim).name[1:].removesuffix(".claim")
             lock = shadow.with_name(shadow.name + ".lock")
@@ -142,6 +152,16 @@ def _claim(parent: Path) -> tuple[Path, int]:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(claim)
+
+
+def _names(path: Path | str, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd` (a sweep may have removed it, or put another there)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _release(shadow: Path, lock_fd: int) -> None:
@@ -185,6 +205,19 @@ def sweep_orphans(parent: Path | str | None = None, *, now: float | None = None)
                 if at - path.stat().st_mtime > LEGACY_AGE_S:
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path)
+    removed += _sweep_run_temps(base, at)
+    return removed
+
+
+def _sweep_run_temps(base: Path, at: float) -> list[Path]:
+    """Run temp folders a kill left behind, once older than a day."""
+    removed = []
+    for prefix in RUN_TEMP_PREFIXES:
+        for path in base.glob(f"{prefix}*"):
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink() and at - path.stat().st_mtime > LEGACY_AGE_S:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
     return removed
 
 
@@ -197,6 +230,9 @@ def _take(lock: Path, shadow: Path | None = None) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        os.close(fd)
+        return False
+    if not _names(lock, fd):  # removed (and perhaps claimed anew) since it was opened: not ours to remove
         os.close(fd)
         return False
     if shadow is not None:

@@ -15,13 +15,13 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from adapters.config_loader import load_config
+from benchmarks.cli_timing import cli_and_import
 from daemon.bootstrap import audit_deps, bootstrap, register_tasks
 from domain.delta import unified_diff
 from domain.ids import sha256_text
@@ -138,18 +138,7 @@ def _run(folder: Path, total: int) -> None:
 
 
 def cli_latency(cfg: Path, repeats: int = 3) -> None:
-    root = Path(__file__).resolve().parents[1]
-
-    def timed(argv: list[str]) -> float:
-        samples = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            subprocess.run(argv, cwd=root, check=True, capture_output=True)
-            samples.append(time.perf_counter() - t0)
-        return statistics.median(samples)
-
-    bare = timed([sys.executable, "-c", "import daemon.cli"])
-    full = timed([sys.executable, "-m", "daemon.cli", "--config", str(cfg), "--json", "audit", TASKS[0]])
+    full, bare = cli_and_import(cfg, ["audit", TASKS[0]], repeats)
     print(f"`autovault --json audit {TASKS[0]}` as a new process: median {full:.2f} s over {repeats} (importing the "
           f"CLI alone: {bare:.2f} s; the audit's share: {full - bare:.2f} s)")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from adapters.atomic import write_atomic
 from domain.aggregates import Task
-from tests.daemon_harness import DaemonVault, wait_until
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.protocol import Reply
+from testbed.daemon_harness import DaemonVault, wait_until
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.protocol import Reply
 
 EDITS = 200
 DEBOUNCE = 0.1

@@ -3,12 +3,12 @@
 Each vault (`benchmarks.fault_vault`: the example vault and the household vault, each with its FAULTS.md) is copied
 into a temp folder, its vault.yml rewritten for the benchmark, and `backends.ollama.host` pointed at a loopback
 Ollama-protocol server that behaves like flawed small models (`benchmarks.fault_models.FaultServer` serving
-`tests.servers.FlawedModels`, a behaviour spec that reacts to what a prompt *is*, never to what a proposer writes),
+`testbed.doubles.FlawedModels`, a behaviour spec that reacts to what a prompt *is*, never to what a proposer writes),
 reached through the real ollama client. The heartbeat logs are ingested, so history exists. Then, through the
 same code the CLI uses:
 
 - found: before the loop, the product reports one of the fault's signatures for its task
-  (`handlers.diagnose.open_signatures`: run signatures, collector lints and traces, the data audit, data-flow
+  (`handlers.open_signatures.open_signatures`: run signatures, collector lints and traces, the data audit, data-flow
   findings — what `status --signatures` shows);
 - the loop runs in process (`handlers.loop.run_loop`); a delta that waits for approval (scripts/**) is approved by
   the benchmark at once through the loop's `approve` hook and reported as approved;
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -47,23 +46,23 @@ from typing import Any
 from adapters.config_loader import load_config
 from benchmarks.fault_models import FaultServer
 from benchmarks.fault_vault import REPO, RUN_SEED, SEED, VAULTS, BenchVault, Fault, make_bench_vault
-from daemon.bootstrap import Services, bootstrap, cycle_deps, register_tasks
+from daemon.bootstrap import Services, bootstrap, cycle_deps, diagnose_deps, register_tasks, reloader
 from daemon.dataflow import refresh_after_events
 from domain.checks import contract_checks, universal_checks
 from domain.config import TaskConfig, VaultConfig
 from domain.runs import Check, RunResult, score_source
 from domain.scoring import FLOOR, penalty
 from handlers.cycle import CycleDeps, CycleResult, approve_cycle
-from handlers.diagnose import open_signatures
 from handlers.diagnose_static import audit_data, parse_jsonl
 from handlers.ingest import ingest_path
 from handlers.judge import judge_run
 from handlers.loop import LoopReport, run_loop
+from handlers.open_signatures import open_signatures
 from handlers.tasks import consumers_of
-from handlers.verify import outputs_check
+from handlers.verify_arms import outputs_check
 from projections import globs
 from projections.quality import quality_table
-from tests.servers.flawed_models import FlawedModels
+from testbed.doubles.flawed_models import FlawedModels
 
 SUMMARY_PREFIX = "faults: vault="
 
@@ -123,10 +122,9 @@ class Bench:
     say: Callable[[str], None] = lambda _m: None
 
     def reload(self, deps: CycleDeps) -> CycleDeps:
-        """The loop's reload hook: a kept delta changed vault.yml, so the next cycles see the live config."""
-        self.svc.config = load_config(self.cfg_path, {})
-        fresh = cycle_deps(self.svc, lambda _m: None)
-        self.deps = dataclasses.replace(deps, verify=fresh.verify, diagnose=fresh.diagnose, proposers=fresh.proposers)
+        """The loop's reload hook, the product's one reload (`daemon.bootstrap.reloader`): a kept delta changed
+        vault.yml, so the next cycles and approvals see the live config."""
+        self.deps = reloader(self.svc, lambda _m: None)(deps)
         return self.deps
 
     def approve(self, r: CycleResult) -> CycleResult:
@@ -210,7 +208,8 @@ def signatures(svc: Services, tasks: Collection[str]) -> dict[str, dict[str, dic
     """task -> open signature name -> its evidence, as the product reports them now."""
     svc.projections.catch_up()
     refresh_after_events(svc)
-    return {t: {s.name: dict(s.evidence) for s in open_signatures(t, svc)} for t in tasks}
+    deps = diagnose_deps(svc)
+    return {t: {s.name: dict(s.evidence) for s in open_signatures(t, deps)} for t in tasks}
 
 
 def data_texts(cfg: VaultConfig, tc: TaskConfig) -> dict[str, str]:
@@ -336,7 +335,8 @@ def run_bench(dest: Path, *, vault: BenchVault = SEED, target: float = 4.5, pati
                 quality = {q.task: q.rolling_mean for q in quality_table(conn)}
             quality = {t: quality.get(t) for t in svc.config.tasks}
             report = run_loop(bench.deps, quality, target=target, patience=patience, max_cycles=max_cycles,
-                              on_result=bench.on_result, approve=bench.approve, reload=bench.reload)
+                              on_result=bench.on_result, approve=bench.approve, reload=bench.reload,
+                              catch_up=svc.projections.catch_up)
             bench.reload(bench.deps)
             cfg = svc.config
             after = {t: rerun(svc, t, vault.run_date) for t in producers_first(cfg, [t for t in enabled

@@ -7,11 +7,11 @@
   servers and straight to the cycle): how many were refused, whether any code ran unapproved or wrote outside.
 * kills — `benchmarks.safety_kills`: kill -9 at every step of five delta shapes, with and without git, and
   inside the recoveries; then what every command runs on start. lost / half_applied / orphans as defined there.
-* bad_logs — every bad heartbeat line of `tests.test_safety_store` between two good ones, each ingested into
+* bad_logs — every bad heartbeat line of `testbed.bad_logs` between two good ones, each ingested into
   its own store, plus the events an older version let in written straight into a store; store_broken counts
   cases where a good line was lost, the refusal was not one line naming file:line, or folding / rebuilding the
   read models, or reading status, ledger or history, raised.
-* bad_configs — every malformed vault.yml of `tests.test_config_malformed` and `tests.test_safety_config`;
+* bad_configs — every malformed vault.yml of `testbed.bad_configs` (`CASES` and `SAFETY_CASES`);
   unclear counts a file whose `check` raised, passed, took over 10 s, or said something that is not one line
   naming the file and (a line or a field) with a fix, under 600 characters.
 
@@ -71,7 +71,7 @@ def _reads(store: VaultStore) -> None:
 
 
 def bad_logs(work: Path) -> Tally:
-    from tests.test_safety_store import BAD_LINES, older_events, write_log
+    from testbed.bad_logs import BAD_LINES, older_events, write_log
 
     out = Tally()
     for name, line, _ in BAD_LINES:
@@ -134,8 +134,7 @@ def clear(problem: ConfigProblem) -> bool:
 
 
 def bad_configs(work: Path) -> Tally:
-    from tests.test_config_malformed import CASES, _write
-    from tests.test_safety_config import SAFETY_CASES
+    from testbed.bad_configs import CASES, SAFETY_CASES, write_case
 
     cases: list[tuple[str, Any, Callable[[Path], None] | None]] = [(c[0], c[1], None) for c in CASES]
     for name, text, setup, _ in SAFETY_CASES:
@@ -147,7 +146,7 @@ def bad_configs(work: Path) -> Tally:
         folder = work / f"cfg-{name}"
         folder.mkdir()
         try:
-            _write(folder, text, {})
+            write_case(folder, text, {})
             if setup is not None:
                 setup(folder)
             os.chdir(folder)

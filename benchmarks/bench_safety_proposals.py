@@ -1,9 +1,9 @@
 """The proposals part of `make bench-safety`: crafted hostile deltas, and whether any of their code ran
 unapproved or wrote outside its place.
 
-Each answer of `tests.servers.attacker` (41: new scripts under prompts/** and data/**, interpreters and
+Each answer of `testbed.doubles.attacker` (41: new scripts under prompts/** and data/**, interpreters and
 `bash -c` command lines, edits of files a collector sources or names, path escapes and symlink tricks, edits
-that would loosen the judge) is proposed twice on the safety vault (`tests.safety_vault`): once through
+that would loosen the judge) is proposed twice on the safety vault (`testbed.safety_vault`): once through
 vault.yml's LLM proposer — the real ollama and anthropic clients, in turn, against loopback servers — and
 once as a raw delta handed straight to the cycle (a proposer that validates nothing). Every delta left
 waiting for approval on the first path is then approved, so its code runs: in verification, sandboxed.
@@ -28,8 +28,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.safety_vault import SafetyVault, make_safety_vault
-from tests.servers.attacker import CRAFTED, Crafted
+from testbed.doubles.attacker import CRAFTED, Crafted
+from testbed.safety_vault import SafetyVault, make_safety_vault
 
 
 @dataclass

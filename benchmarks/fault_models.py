@@ -1,4 +1,4 @@
-"""The fault benchmark's model double: `tests.servers.FlawedModels` (the behaviour spec of flawed small models,
+"""The fault benchmark's model double: `testbed.doubles.FlawedModels` (the behaviour spec of flawed small models,
 read its docstring) behind an Ollama-protocol server whose context window is measured like a real tokenizer's.
 
 The loopback servers count a token per word, which is right for num_predict ("5 tokens = 5 words" keeps budget
@@ -17,10 +17,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from tests.servers.flawed_models import MODELS, FlawedModels, Traits, traits_of
-from tests.servers.loopback import Recorded, Response
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.protocol import Reply, Request
+from testbed.doubles.flawed_models import MODELS, FlawedModels, Traits, traits_of
+from testbed.servers.loopback import Recorded, Response
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.protocol import Reply, Request
 
 CHARS_PER_TOKEN = 4
 DEFAULT_NUM_CTX = 4096

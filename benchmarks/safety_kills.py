@@ -31,6 +31,7 @@ from adapters.atomic import JOURNAL_DIR, TMP_SUFFIX
 from adapters.config_loader import load_config
 from adapters.eventstore import VaultStore
 from adapters.workspace import PREFIX, sweep_orphans
+from daemon.bootstrap import outside
 from domain.aggregates import Task
 from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
@@ -149,6 +150,8 @@ def make_template(base: Path, shape: Shape) -> Path:
         for task in config.tasks:
             store.register_task(task, "h")
         store.start_cycle(CYCLE, "brief", "cycle", None, "bench")
+        store.update_cycle(CYCLE, lambda c: c.proposed(delta_hash="d", proposer="bench", lever="mixed", rationale="",
+                                                       cost={}))
         store.update_cycle(CYCLE, lambda c: c.verified(baseline=[3.0], candidate=[4.0], effect=1.0, interval=[0.5, 1.5],
                                                        decision="keep", rule={}, guardrails=[], cost={}))
     return base
@@ -174,7 +177,7 @@ def steps_of(work: Path, shape: Shape) -> list[str]:
 def _apply(run: Path, shape: Shape, on_step: Callable[[str], None]) -> None:
     config = load_config(run / "vault.yml", {})
     with VaultStore(config.store) as store:
-        apply_delta(delta_for(run, shape), config, store, CYCLE, git=shape.git, on_step=on_step)
+        apply_delta(delta_for(run, shape), config, store, CYCLE, outside(), git=shape.git, on_step=on_step)
 
 
 @contextlib.contextmanager
@@ -206,7 +209,7 @@ def killed_at(run: Path, shape: Shape, step: int, *, during_recovery: bool = Fal
                 if during_recovery:
                     config = load_config(run / "vault.yml", {})
                     with VaultStore(config.store) as store:
-                        recover_applies(apply_root(config), store, on_written=stop)
+                        recover_applies(apply_root(config), store, outside().git, on_written=stop)
                 else:
                     _apply(run, shape, stop)
             code = 0
@@ -224,7 +227,7 @@ def recover_and_check(run: Path, shape: Shape, step: str, killed: bool) -> KillO
     """What bootstrap does on start, then the checks."""
     config = load_config(run / "vault.yml", {})  # a half-applied vault.yml would fail here: also a finding
     with VaultStore(config.store) as store:
-        recover_applies(apply_root(config), store)
+        recover_applies(apply_root(config), store, outside().git)
         sweep_orphans(run / "tmp")
         return _check(run, shape, step, killed, store)
 

@@ -1,45 +1,50 @@
-"""The one place that wires autovault's object graph. Tests call it with doubles for what they replace."""
+"""The one place that wires autovault's object graph. Tests call it with doubles for what they replace.
+
+`bootstrap()` builds the graph once; `reload()` reads vault.yml again and rebuilds what depends on it — the one
+path every long-lived caller (the service, the improvement loop, the benchmarks) takes after vault.yml changed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
+import adapters.git as git_cli
 from adapters.backends.registry import ModelRouter, build_backends
-from adapters.config_loader import load_config
-from adapters.eventstore import VaultStore
-from adapters.history_read import EventLog
+from adapters.config_loader import ConfigError, ConfigProblem, load_config
+from adapters.eventstore import VaultStore, prepare_url
 from adapters.runner import TaskRunner
-from adapters.sandbox import policy_of
-from adapters.workspace import sweep_orphans
+from adapters.sandbox import confined, hide_environment, policy_of
+from adapters.workspace import ShadowWorkspace, sweep_orphans
+from daemon.dataflow_cache import DataflowCache
+from daemon.read_models import file_text, live_projections, vault_text
 from domain.config import VaultConfig
-from domain.ids import sha256_text
 from gpu.paths import experiments_dir
-from handlers.apply import apply_root
-from handlers.apply_journal import RecoveryReport, recover_applies
-from handlers.audit import AuditDeps
-from handlers.config_history import record_config
-from handlers.cycle import CycleDeps, Proposer, floor_cache
-from handlers.diagnose import diagnose
-from handlers.drift import DriftDeps
-from handlers.proposers.chain import chain
-from handlers.proposers.llm import proposer as llm_proposer
-from handlers.proposers.rules import propose as propose_by_rules
-from handlers.tasks import record_verification_run
-from handlers.verify import VerifyDeps
-from projections.experiments import ExperimentsProjection
+from handlers.apply_journal import RecoveryReport, apply_root, recover_applies
+from handlers.config_history import record_config, task_config_hash
+from handlers.ports import Outside
+from projections.cycle_facts import CycleFactsProjection, CycleFactsQuery
 from projections.history import RunHistory
-from projections.ledger import LedgerProjection
-from projections.quality import QualityProjection
+from projections.last_change import LastChangeProjection, LastChangeQuery
 from projections.runner import ProjectionRunner
-from projections.runs import RunsProjection
-from projections.score_series import recent_runs, run_views, score_series
+
+if TYPE_CHECKING:  # the cycle's and the audit's wiring import their handlers when asked for, not on every start
+    from handlers.audit import AuditDeps
+    from handlers.cycle import CycleDeps, Proposer
+    from handlers.diagnose_deps import DiagnoseDeps
+
+
+def outside() -> Outside:
+    """The concrete outside world behind the handlers' ports: shadow copies, the config loader, the git CLI and
+    the Landlock + seccomp sandbox."""
+    return Outside(workspaces=ShadowWorkspace.create, load_config=load_config, git=git_cli, confine=confined)
 
 
 @dataclass
@@ -50,8 +55,13 @@ class Services:
     models: ModelRouter
     runner: TaskRunner
     history: RunHistory
+    cycles: CycleFactsQuery  # what all cycles did (dedup, noise floors, open cycles)
+    changes: LastChangeQuery  # the last change on record (per path; per task, its own last keep)
     env: Mapping[str, str] = field(default_factory=dict)
     recovery: RecoveryReport = field(default_factory=RecoveryReport)  # what this start finished or undid
+    outside: Outside = field(default_factory=outside)
+    dataflow: DataflowCache = field(default_factory=DataflowCache)  # the data-flow graph, built on first use
+    models_given: bool = False  # the caller passed the router (a test double): a reload keeps it
 
     def close(self) -> None:
         self.store.close()
@@ -73,23 +83,14 @@ class Services:
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
-def task_config_hash(config: VaultConfig, name: str) -> str:
-    return sha256_text(config.tasks[name].model_dump_json())
-
-
 def register_tasks(store: VaultStore, config: VaultConfig) -> int:
     """Registered on first sight, Reconfigured when a task's config changed; returns events recorded."""
     batch = store.batch()
     for name in config.tasks:
         batch.register(name, task_config_hash(config, name))
     recorded = sum(1 for n in batch.commit() if n is not None)
-    record_config(store, config, _file_text(config.source), lambda rel: _file_text(config.root / rel) or "" if rel else "")
+    record_config(store, config, file_text(config.source), lambda rel: vault_text(config, rel))
     return recorded
-
-
-def _file_text(path: Path) -> str | None:
-    """A file's text for the config history (None when it is not there: a config built in memory)."""
-    return path.read_text(encoding="utf-8", errors="replace") if path.is_absolute() and path.is_file() else None
 
 
 def bootstrap(
@@ -100,40 +101,96 @@ def bootstrap(
     store_url: str | None = None,
 ) -> Services:
     env = dict(os.environ if env is None else env)
+    hide_environment()  # the API keys in our environment stay out of reach of the scripts we run
     cfg = config if isinstance(config, VaultConfig) else load_config(Path(config), env)
     store = VaultStore(store_url or cfg.store)
+    ports = outside()
     # Every command that opens the vault first settles applies a kill interrupted and shadows nobody uses.
-    recovery = recover_applies(apply_root(cfg), store)
+    recovery = recover_applies(apply_root(cfg), store, ports.git)
     recovery.orphans = [str(p) for p in sweep_orphans()]
-    projections = ProjectionRunner(store, [
-        RunsProjection(),
-        QualityProjection(rolling=cfg.research.rolling),
-        LedgerProjection(),
-        ExperimentsProjection(),
-    ])
-    router = models or build_backends(cfg.backends, env, experiments=experiments_dir(cfg.source, cfg.store, env))
-    runner = TaskRunner(cfg.root, router, sandbox=policy_of(cfg.sandbox))
-    history = RunHistory(store.engine, store.blobs.get_text)
-    return Services(config=cfg, store=store, projections=projections, models=router, runner=runner,
-                    history=history, env=env, recovery=recovery)
+    projections = ProjectionRunner(store, live_projections(cfg))
+    cycles = CycleFactsQuery(store.engine, lambda: projections.catch_up(names=[CycleFactsProjection.name]))
+    changes = LastChangeQuery(store.engine, lambda: projections.catch_up(names=[LastChangeProjection.name]))
+    router = models or _router(cfg, env)
+    return Services(config=cfg, store=store, projections=projections, models=router, runner=_runner(cfg, router),
+                    history=RunHistory(store.engine, store.blobs.get_text), cycles=cycles, changes=changes, env=env,
+                    recovery=recovery, outside=ports, models_given=models is not None)
+
+
+def _router(config: VaultConfig, env: Mapping[str, str]) -> ModelRouter:
+    return build_backends(config.backends, env, experiments=experiments_dir(config.source, config.store, env))
+
+
+def _runner(config: VaultConfig, router: ModelRouter, clock: Callable[[], dt.datetime] | None = None) -> TaskRunner:
+    if clock is None:
+        return TaskRunner(config.root, router, sandbox=policy_of(config.sandbox))
+    return TaskRunner(config.root, router, clock=clock, sandbox=policy_of(config.sandbox))
+
+
+def reload(svc: Services) -> Services:
+    """Read vault.yml again and rebuild, in place (every holder of `svc` sees it), what depends on it: the config,
+    the model router when `backends` changed (unless the caller gave it), the task runner (keeping its clock)
+    and the run history. Raises ConfigError and changes nothing when the file does not validate, or names
+    another store or vault folder (the open store cannot switch: that needs a restart)."""
+    source = svc.config.source.resolve()
+    new = load_config(source, dict(svc.env))
+    if prepare_url(new.store) != prepare_url(svc.config.store) or new.root.resolve() != svc.config.root.resolve():
+        raise ConfigError([ConfigProblem(str(source), None, "", "store or vault changed",
+                                         "restart autovault to switch")])
+    if new.backends != svc.config.backends and not svc.models_given:
+        svc.models = _router(new, svc.env)
+    svc.runner = _runner(new, svc.models, svc.runner.clock)
+    svc.history = RunHistory(svc.store.engine, svc.store.blobs.get_text)
+    svc.config = new
+    return svc
 
 
 def proposers(svc: Services) -> list[tuple[str, Proposer]]:
     """vault.yml's proposers in order: `rules` needs no model (with an LLM listed, its first pass:
     `handlers.proposers.chain`), the others are LLM proposers."""
+    from handlers.proposers.chain import chain
+    from handlers.proposers.llm import proposer as llm_proposer
+    from handlers.proposers.rules import propose as propose_by_rules
+
     return chain(svc.config.proposers, propose_by_rules, lambda name: llm_proposer(name, svc))
 
 
+def diagnose_deps(svc: Services) -> DiagnoseDeps:
+    """What a diagnosis reads, from the services as they are now (a reload replaces config, runner and models)."""
+    from handlers.diagnose_deps import DiagnoseDeps
+    from handlers.diagnose_store import StoreReads
+
+    reads = StoreReads(svc.store, svc.config)
+    return DiagnoseDeps(config=svc.config, history=svc.history, read_vault_text=svc.read_vault_text,
+                        workspaces=svc.outside.workspaces, quality=reads,
+                        findings=reads.findings, changes=svc.changes, arm_runs=svc.history.cycle_views, cycles=reads,
+                        models=svc.models, runner=svc.runner, env=svc.env)
+
+
 def cycle_deps(svc: Services, progress: Callable[[str], None]) -> CycleDeps:
+    from handlers.cycle import CycleDeps
+    from handlers.diagnose import diagnose
+    from handlers.tasks import record_verification_run
+    from handlers.verify_deps import VerifyDeps
+
     verify = VerifyDeps(config=svc.config, runner=svc.runner, complete=svc.models.complete, history=svc.history,
-                        read_text=svc.read_vault_text, floor_cache=floor_cache(svc.store), env=svc.env,
+                        read_text=svc.read_vault_text, floor_cache=lambda _task, key: svc.cycles.noise_floor(key),
+                        env=svc.env, workspaces=svc.outside.workspaces, load_config=svc.outside.load_config,
+                        confine=svc.outside.confine,
                         progress=progress, record=lambda run, score, cycle: record_verification_run(
                             svc.store, run, score, cycle))
-    return CycleDeps(store=svc.store, verify=verify, diagnose=lambda task: diagnose(task, svc), proposers=proposers(svc))
+    return CycleDeps(store=svc.store, verify=verify, diagnose=lambda task: diagnose(task, diagnose_deps(svc)),
+                     proposers=proposers(svc), reading=lambda: diagnose_deps(svc),
+                     facts=svc.cycles, outside=svc.outside)
 
 
 def audit_deps(svc: Services, progress: Callable[[str], None] = lambda _m: None) -> AuditDeps:
     """An audit's reads (events by position, the runs read model, live files) and the judge for drift rescoring."""
+    from adapters.history_read import EventLog
+    from handlers.audit import AuditDeps
+    from handlers.drift import DriftDeps
+    from projections.score_series import recent_runs, run_views, score_series
+
     log, blob = EventLog(svc.store), svc.store.blobs.get_text
 
     def read(query: Callable[[Connection], Any]) -> Any:
@@ -146,7 +203,7 @@ def audit_deps(svc: Services, progress: Callable[[str], None] = lambda _m: None)
                       progress=progress)
     return AuditDeps(config=svc.config, history=log, store=svc.store, drift=drift, progress=progress,
                      series=lambda task, after, upto: read(lambda c: score_series(c, task, after=after, upto=upto)),
-                     live_text=lambda rel: _file_text(svc.config.root / rel), live_config=lambda: _file_text(svc.config.source))
+                     live_text=lambda rel: file_text(svc.config.root / rel), live_config=lambda: file_text(svc.config.source))
 
 
 def experiment_deps(svc: Services, executor: Any = None, *, progress: Callable[[str], None] = lambda _m: None,
@@ -164,12 +221,11 @@ def experiment_deps(svc: Services, executor: Any = None, *, progress: Callable[[
 
 
 def reloader(svc: Services, progress: Callable[[str], None]) -> Callable[[CycleDeps], CycleDeps]:
-    """After a kept vault.yml edit: read the file again into `svc` and rebuild the deps' config-bound parts
-    (verify config, runner, history, diagnosis, proposers), keeping the lock and the dedup claims."""
+    """The improvement loop's `reload` after a kept vault.yml edit: `reload(svc)`, then the deps' config-bound
+    parts rebuilt from it (verify deps, diagnosis, proposers), keeping the lock, the dedup claims and the rest."""
 
-    def reload(deps: CycleDeps) -> CycleDeps:
-        svc.config = load_config(svc.config.source, dict(svc.env))
-        fresh = cycle_deps(svc, progress)
+    def again(deps: CycleDeps) -> CycleDeps:
+        fresh = cycle_deps(reload(svc), progress)
         return dataclasses.replace(deps, verify=fresh.verify, diagnose=fresh.diagnose, proposers=fresh.proposers)
 
-    return reload
+    return again

@@ -1,114 +1,76 @@
-"""`autovault` — the command line. Parsing only; each command lives in daemon/commands.py."""
+"""`autovault` — the command line: parse (`daemon.parser`), then import and run the one command asked for."""
 
 from __future__ import annotations
 
-import argparse
-import os
+import importlib
 import sys
-from collections.abc import Sequence
-from types import ModuleType
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import structlog
-from sqlalchemy.exc import SQLAlchemyError
+from daemon.errors import UserError
+from daemon.parser import COMMANDS, build_parser
 
-import daemon.commands as commands
-import daemon.commands_audit as commands_audit
-import daemon.commands_cycle as commands_cycle
-import daemon.commands_doctor as commands_doctor
-import daemon.commands_gpu as commands_gpu
-import daemon.commands_graph as commands_graph
-import daemon.commands_run as commands_run
-import daemon.commands_service as commands_service
-from daemon.logging import configure_logging
-
-log = structlog.get_logger("autovault.cli")
-
-# Each command module adds its subparsers (`add_parsers(sub)`) and maps names to functions (`COMMANDS`).
-# Add new command families here, one module each.
-COMMAND_MODULES: list[ModuleType] = [commands_cycle, commands_service, commands_graph, commands_run, commands_audit,
-                                     commands_doctor, commands_gpu]
+Command = Callable[[Any], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="autovault", description="Autoresearch for a vault of LLM tasks.")
-    p.add_argument("--config", "-c", default=os.environ.get("AUTOVAULT_CONFIG", "vault.yml"),
-                   help="the vault.yml (default: $AUTOVAULT_CONFIG or ./vault.yml)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--log-level", default=os.environ.get("AUTOVAULT_LOG_LEVEL", "warning"))
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    c = sub.add_parser("check", help="validate vault.yml against the schema and the disk")
-    c.add_argument("path", nargs="?", help="vault.yml to check (default: --config)")
-
-    c = sub.add_parser("ingest", help="record runs and scores from heartbeat JSONL logs")
-    c.add_argument("paths", nargs="+")
-
-    c = sub.add_parser("status", help="tasks, worst first")
-    c.add_argument("--as-of", default=None, help="as it was at #POSITION or a time (read models folded privately)")
-    c.add_argument("--signatures", action="store_true", help="add each task's failure signatures")
-
-    sub.add_parser("tasks", help="the configured tasks")
-
-    c = sub.add_parser("history", help="a task's runs and scores, newest first")
-    c.add_argument("task")
-    c.add_argument("--limit", type=int, default=20)
-    c.add_argument("--all", action="store_true", help="shadow and verification runs too, not only live ones")
-    c.add_argument("--cycle", default=None, help="the runs one cycle verified with (its baseline, candidate, A/A)")
-
-    c = sub.add_parser("run-task", help="run a task once and judge the run")
-    g = c.add_mutually_exclusive_group(required=True)
-    g.add_argument("task", nargs="?")
-    g.add_argument("--all", action="store_true", help="every enabled task, in pipeline order")
-    c.add_argument("--shadow", action="store_true", help="run in a shadow copy: live files are never touched")
-    c.add_argument("--no-judge", action="store_true")
-
-    c = sub.add_parser("judge", help="judge the latest run of a task again")
-    g = c.add_mutually_exclusive_group(required=True)
-    g.add_argument("task", nargs="?")
-    g.add_argument("--all", action="store_true")
-
-    c = sub.add_parser("signatures", help="named failure patterns in recent runs")
-    c.add_argument("task", nargs="?")
-
-    for module in COMMAND_MODULES:
-        module.add_parsers(sub)
-    _accept_json_anywhere(sub)
-    return p
-
-
-def _accept_json_anywhere(sub: argparse._SubParsersAction) -> None:
-    """`autovault status --json` as well as `autovault --json status`; SUPPRESS keeps the global value."""
-    for parser in sub.choices.values():
-        if not any("--json" in a.option_strings for a in parser._actions):
-            parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                _accept_json_anywhere(action)
+def command(name: str) -> Command:
+    """The implementation of `name`, imported now: only the command that runs pays for its imports."""
+    module, _, function = COMMANDS[name].partition(":")
+    found: Command = getattr(importlib.import_module(module), function)
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from daemon.logging import configure_logging
+
     configure_logging(args.log_level)
     try:
-        return commands.dispatch(args, extra=[m.COMMANDS for m in COMMAND_MODULES])
-    except commands.UserError as exc:
+        return _run(args)
+    except UserError as exc:
         print(f"autovault: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("autovault: interrupted", file=sys.stderr)
         return 130
-    except SQLAlchemyError as exc:
+    except Exception as exc:
+        return _failed(exc, args.config)
+
+
+def _run(args: Any) -> int:
+    """Run the command; a bad vault.yml, a missing file or an unknown name becomes a `UserError`."""
+    try:
+        return command(args.command)(args)
+    except (FileNotFoundError, KeyError) as exc:
+        raise UserError(str(exc).strip("'\"")) from None
+    except ValueError as exc:
+        if _is(exc, "adapters.config_loader", "ConfigError"):
+            raise UserError(str(exc)) from None
+        raise
+
+
+def _is(exc: BaseException, module: str, name: str) -> bool:
+    """isinstance against a class of a module the command loaded; one it never loaded cannot have raised."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, getattr(loaded, name))
+
+
+def _failed(exc: Exception, config: str) -> int:
+    import structlog
+
+    log = structlog.get_logger("autovault.cli")
+    if _is(exc, "sqlalchemy.exc", "SQLAlchemyError"):
         log.debug("store error", exc_info=True)
         first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        print(f"autovault: the event store failed: {first} — fix: check `store:` in {args.config} (or "
+        print(f"autovault: the event store failed: {first} — fix: check `store:` in {config} (or "
               "$AUTOVAULT_STORE) and that the database is reachable; --log-level debug shows the traceback",
               file=sys.stderr)
         return 1
-    except Exception as exc:  # a bug: still one line for the user, the traceback at debug level
-        log.debug("internal error", exc_info=True)
-        print(f"autovault: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-              "— please report it; --log-level debug shows the traceback", file=sys.stderr)
-        return 70
+    # a bug: still one line for the user, the traceback at debug level
+    log.debug("internal error", exc_info=True)
+    print(f"autovault: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+          "— please report it; --log-level debug shows the traceback", file=sys.stderr)
+    return 70
 
 
 if __name__ == "__main__":

@@ -3,51 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from adapters.backends.retirement import CURRENT_DEFAULT, anthropic_models, retiring
-from adapters.config_loader import ConfigError, check_config, load_config
-from daemon.bootstrap import Services, bootstrap, register_tasks
+from adapters.config_loader import check_config, load_config
+from daemon.bootstrap import Services, diagnose_deps
 from daemon.dataflow import refresh_after_events
-from daemon.output import fmt_score, fmt_trend, print_json, progress_bar, table
+from daemon.open_vault import open_vault
+from daemon.output import fmt_score, print_json, progress_bar, table
 from domain.config import VaultConfig
-from handlers.diagnose import SignatureNote, all_findings, open_signatures
+from handlers.evidence import SignatureNote
 from handlers.ingest import IngestReport, ingest_path
+from handlers.open_signatures import all_findings, open_signatures
 from handlers.tasks import TaskOutcome, judge, run_and_judge, run_from_view
-from projections.problems import problem_count
-from projections.quality import quality_table
-from projections.runs import task_history
-
-
-class UserError(Exception):
-    """Something the user can fix; printed as one line, exit status 2."""
-
-
-def dispatch(args: argparse.Namespace, extra: Sequence[Mapping[str, Callable[[argparse.Namespace], int]]] = ()) -> int:
-    table_ = dict(COMMANDS)
-    for more in extra:
-        table_.update(more)
-    handler = table_[args.command]
-    try:
-        return handler(args)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-    except (FileNotFoundError, KeyError) as exc:
-        raise UserError(str(exc).strip("'\"")) from None
 
 
 def _config(args: argparse.Namespace) -> VaultConfig:
     return load_config(Path(args.config))
 
-
-def _services(args: argparse.Namespace) -> Services:
-    svc = bootstrap(_config(args))
-    register_tasks(svc.store, svc.config)
-    svc.projections.catch_up()
-    return svc
 
 
 # ---- check ---------------------------------------------------------------------------------------
@@ -62,10 +38,21 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(p, file=sys.stderr)
     else:
         cfg = load_config(path)
-        for warning in model_warnings(cfg):
+        for warning in [*model_warnings(cfg), *secret_warnings(path)]:
             print(warning, file=sys.stderr)
         print(f"{path}: ok — {len(cfg.tasks)} tasks, vault {cfg.root}, store {cfg.store}")
     return 1 if problems else 0
+
+
+_URL_PASSWORD = re.compile(r"://[^/\s:@]+:[^@\s/]+@")
+
+
+def secret_warnings(path: Path) -> list[str]:
+    """A password written into vault.yml is in every copy of its history (events, blobs, exports)."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [f"{path}:{n}: warning: a URL carries a password, and vault.yml's text is kept in the history — fix: "
+            "move it to AUTOVAULT_STORE / OLLAMA_HOST in the service's environment, or to ~/.pgpass"
+            for n, line in enumerate(lines, 1) if _URL_PASSWORD.search(line)]
 
 
 def model_warnings(cfg: VaultConfig) -> list[str]:
@@ -81,7 +68,7 @@ def model_warnings(cfg: VaultConfig) -> list[str]:
 # ---- ingest --------------------------------------------------------------------------------------
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         total = IngestReport()
         for raw in args.paths:
             report = ingest_path(Path(raw), svc.store)
@@ -103,82 +90,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if total.errors else 0
 
 
-# ---- status, tasks, history ----------------------------------------------------------------------
-
-def cmd_status(args: argparse.Namespace) -> int:
-    if getattr(args, "as_of", None):
-        from daemon.commands_audit import status_as_of
-
-        return status_as_of(args)
-    with _services(args) as svc:
-        with svc.engine_connect() as conn:
-            rows = [q for q in quality_table(conn) if q.task in svc.config.tasks]
-            skipped = problem_count(conn)
-        sigs = _signatures(svc, [q.task for q in rows]) if args.signatures else {}
-    if skipped:
-        print(f"autovault: {skipped} events could not be folded into the read models and were skipped — see "
-              "`autovault doctor`", file=sys.stderr)
-    if args.json:
-        print_json([{**_asdict(q), **({"signatures": sigs.get(q.task, [])} if args.signatures else {})} for q in rows])
-        return 0
-    columns = ["task", "rolling", "last", "trend", "runs", "last done", "failing checks"]
-    if args.signatures:
-        columns.append("signatures")
-    body = []
-    for q in rows:
-        row: list[Any] = [q.task, fmt_score(q.rolling_mean), fmt_score(q.last_score), fmt_trend(q.trend), q.runs,
-                          q.last_done_reason or "", ", ".join(q.failing_checks)]
-        if args.signatures:
-            row.append(", ".join(s.name for s in sigs.get(q.task, [])))
-        body.append(row)
-    table("task quality, worst first", columns, body, caption=_caption(rows))
-    return 0
-
-
-def _caption(rows: list[Any]) -> str:
-    scored = [q.rolling_mean for q in rows if q.rolling_mean is not None]
-    if not scored:
-        return "no scores yet: `autovault ingest LOGS` or `autovault run-task --all`"
-    return f"{len(rows)} tasks, mean rolling score {sum(scored) / len(scored):.2f}"
-
-
-def _asdict(obj: Any) -> dict[str, Any]:
-    from daemon.output import to_jsonable
-
-    value = to_jsonable(obj)
-    assert isinstance(value, dict)
-    return value
-
-
-def cmd_tasks(args: argparse.Namespace) -> int:
-    cfg = _config(args)
-    if args.json:
-        print_json({name: t.model_dump(exclude_defaults=True) for name, t in cfg.tasks.items()})
-        return 0
-    table(f"tasks in {cfg.source}", ["task", "model", "schedule", "collect", "inputs", "outputs"], [
-        (name, t.model, t.schedule or "", t.collect or "", ", ".join(t.inputs), ", ".join(t.outputs))
-        for name, t in cfg.tasks.items()
-    ])
-    return 0
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
-        svc.config.task(args.task)
-        with svc.engine_connect() as conn:
-            rows = task_history(conn, args.task, args.limit, cycle=args.cycle, live_only=not args.all)
-    if args.json:
-        print_json(rows)
-        return 0
-    table(f"{args.task}: last {len(rows)} runs", ["started", "model", "status", "done", "tokens", "words", "score",
-                                                   "failing", "source", "cycle"], [
-        (r.started, r.model, r.status, r.done_reason, r.tokens, r.words, fmt_score(r.score),
-         ", ".join(r.scores[-1].failing) if r.scores else "", r.source, r.cycle_id or "")
-        for r in rows
-    ])
-    return 0
-
-
 # ---- run-task, judge, signatures -----------------------------------------------------------------
 
 def _task_names(svc: Services, task: str | None, every: bool) -> list[str]:
@@ -191,7 +102,7 @@ def _task_names(svc: Services, task: str | None, every: bool) -> list[str]:
 
 def cmd_run_task(args: argparse.Namespace) -> int:
     outcomes: list[TaskOutcome] = []
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         names = _task_names(svc, args.task, args.all)
         with progress_bar() as progress:
             bar = progress.add_task("running tasks", total=len(names))
@@ -234,7 +145,7 @@ def _print_outcomes(outcomes: list[TaskOutcome], as_json: bool) -> None:
 
 def cmd_judge(args: argparse.Namespace) -> int:
     results = []
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         for name in _task_names(svc, args.task, args.all):
             views = svc.history.views(name, 1)
             if not views:
@@ -256,25 +167,26 @@ def cmd_judge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _signatures(svc: Services, names: list[str]) -> dict[str, list[SignatureNote]]:
+def signatures_of(svc: Services, names: list[str]) -> dict[str, list[SignatureNote]]:
     """Each task's open signatures: runs since its last kept change, script lints, the data audit, its collector
-    measured in a shadow, data-flow findings (`handlers.diagnose.open_signatures`); a bar while collectors run."""
+    measured in a shadow, data-flow findings (`handlers.open_signatures.open_signatures`); a bar while collectors run."""
     found: dict[str, list[SignatureNote]] = {}
-    findings = all_findings(svc)
+    deps = diagnose_deps(svc)
+    findings = all_findings(deps)
     with progress_bar() as progress:
         bar = progress.add_task("reading signatures", total=len(names))
         for name in names:
             progress.update(bar, description=f"signatures of {name}")
-            found[name] = open_signatures(name, svc, findings=findings)
+            found[name] = open_signatures(name, deps, findings=findings)
             progress.advance(bar)
     return found
 
 
 def cmd_signatures(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         if args.task:
             svc.config.task(args.task)
-        found = _signatures(svc, [args.task] if args.task else list(svc.config.tasks))
+        found = signatures_of(svc, [args.task] if args.task else list(svc.config.tasks))
     if args.json:
         print_json(found)
         return 0
@@ -282,15 +194,3 @@ def cmd_signatures(args: argparse.Namespace) -> int:
         (task, s.name, s.severity, s.lever, s.source, s.summary) for task, sigs in found.items() for s in sigs
     ], caption="from: runs (since the task's last kept change), lint, audit, trace (collector measured), finding")
     return 0
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "check": cmd_check,
-    "ingest": cmd_ingest,
-    "status": cmd_status,
-    "tasks": cmd_tasks,
-    "history": cmd_history,
-    "run-task": cmd_run_task,
-    "judge": cmd_judge,
-    "signatures": cmd_signatures,
-}

@@ -12,8 +12,9 @@ from typing import Any
 from adapters.config_loader import load_config
 from adapters.git import merge3
 from adapters.history_io import HistoryFileError, export_history, import_history
-from daemon.bootstrap import Services, audit_deps, bootstrap, cycle_deps, register_tasks
+from daemon.bootstrap import Services, audit_deps, bootstrap, cycle_deps
 from daemon.commands_cycle import _print_result
+from daemon.open_vault import open_vault
 from daemon.output import fmt_score, fmt_trend, print_json, table, to_jsonable
 from domain.aggregates import Audit, Task, Vault
 from domain.when import parse_point
@@ -31,16 +32,10 @@ DIFF_LINES = 60  # per change in the terminal; --full-diff (and --json) show all
 
 
 def _user_error(message: str) -> Exception:
-    from daemon.commands import UserError
+    from daemon.errors import UserError
 
     return UserError(message)
 
-
-def _services(args: argparse.Namespace) -> Services:
-    svc = bootstrap(load_config(Path(args.config)))
-    register_tasks(svc.store, svc.config)
-    svc.projections.catch_up()
-    return svc
 
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
@@ -66,7 +61,7 @@ def position_of(deps: AuditDeps, text: str | None, option: str, default: int) ->
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         svc.config.task(args.task)
         deps = audit_deps(svc, _say(args))
         since = position_of(deps, args.since, "--since", 0)
@@ -132,7 +127,7 @@ def _as_of(svc: Services, position: int) -> AsOf:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         deps = audit_deps(svc)
         position = position_of(deps, args.until, "--until", deps.history.last_position())
         with _as_of(svc, position) as past, past.connect() as conn:
@@ -153,7 +148,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def status_as_of(args: argparse.Namespace) -> int:
     """`status --as-of T`: the quality table folded up to T, in a private read model."""
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         deps = audit_deps(svc)
         position = position_of(deps, args.as_of, "--as-of", deps.history.last_position())
         with _as_of(svc, position) as past, past.connect() as conn:
@@ -180,7 +175,7 @@ def _time_at(deps: AuditDeps, position: int) -> str | None:
 
 
 def cmd_revert(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         deps = audit_deps(svc, _say(args))
         task, position, audit_key = _resolve_change(deps, args.change, args.task)
         change = find_change(deps, task, position)
@@ -231,7 +226,7 @@ def _task_at(deps: AuditDeps, position: int) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     from adapters.report_render import MatplotlibReport  # matplotlib costs every other command a second to import
 
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         deps = audit_deps(svc)
         with svc.engine_connect() as conn:
             scored = scored_tasks(conn)
@@ -251,7 +246,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         counts = export_history(svc.store, Path(args.file))
     if args.json:
         print_json({"file": args.file, **to_jsonable(counts)})
@@ -281,41 +276,3 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 # ---- parsers -------------------------------------------------------------------------------------------------------
-
-
-def add_parsers(sub: Any) -> None:
-    c = sub.add_parser("audit", help="where a task's score dropped, the changes in that window, the verdict")
-    c.add_argument("task")
-    c.add_argument("--since", default=None, help="#POSITION, a date/time, or an age (7d, 36h); default: the start")
-    c.add_argument("--until", default=None, help="same forms; default: now")
-    c.add_argument("--bisect", action="store_true",
-                   help="rebuild the vault as of the window's changes and run the task to name the one")
-    c.add_argument("--full-diff", action="store_true", help="print every diff line")
-
-    c = sub.add_parser("replay", help="the read models folded up to a position or time (live ones untouched)")
-    c.add_argument("--until", required=True, help="#POSITION, a date/time, or an age (7d, 36h)")
-    c.add_argument("--ledger", type=int, default=10, help="ledger rows to show (default 10)")
-
-    c = sub.add_parser("revert", help="undo a change through a verified cycle (approval rules apply)")
-    c.add_argument("change", help="#POSITION of the change, or an audit key (reverts the change it named)")
-    c.add_argument("--task", default=None, help="the task whose verification decides (default: the change's)")
-
-    c = sub.add_parser("report", help="PNG + self-contained HTML: quality over time per task, changes, verdicts")
-    c.add_argument("--out", default=None, help="folder (default: .autovault/report beside vault.yml)")
-    c.add_argument("--task", action="append", help="only this task (repeatable)")
-    c.add_argument("--since", default=None)
-
-    c = sub.add_parser("export", help="the whole history (events and blobs) as JSONL (.gz compresses)")
-    c.add_argument("file")
-    c = sub.add_parser("import", help="load an exported history into an empty store")
-    c.add_argument("file")
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "audit": cmd_audit,
-    "replay": cmd_replay,
-    "revert": cmd_revert,
-    "report": cmd_report,
-    "export": cmd_export,
-    "import": cmd_import,
-}

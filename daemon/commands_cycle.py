@@ -6,16 +6,14 @@ import argparse
 import csv
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from adapters.config_loader import load_config
-from daemon.bootstrap import Services, bootstrap, cycle_deps, register_tasks, reloader
+from daemon.bootstrap import cycle_deps, reloader
+from daemon.open_vault import open_vault
 from daemon.output import fmt_score, print_json, table
 from handlers.cycle import (
     CycleResult,
     approve_cycle,
-    cycle_facts,
     reject_cycle,
     run_cycle,
     verify_cycle,
@@ -26,12 +24,6 @@ from projections.quality import quality_table
 
 TSV_COLUMNS = ("cycle", "task", "lever", "baseline", "candidate", "effect", "decision", "description")
 
-
-def _services(args: argparse.Namespace) -> Services:
-    svc = bootstrap(load_config(Path(args.config)))
-    register_tasks(svc.store, svc.config)
-    svc.projections.catch_up()
-    return svc
 
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
@@ -68,7 +60,7 @@ _EXIT = {"kept": 0, "proposed": 0, "awaiting_approval": 0, "discarded": 0, "noth
 
 
 def cmd_cycle(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         svc.config.task(args.task)
         r = run_cycle(cycle_deps(svc, _say(args)), args.task, propose_only=args.propose_only)
         svc.projections.catch_up()
@@ -79,7 +71,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         r = _guard(lambda: verify_cycle(cycle_deps(svc, _say(args)), args.cycle_id))
         svc.projections.catch_up()
     _print_result(r, args.json)
@@ -87,7 +79,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         r = _guard(lambda: approve_cycle(cycle_deps(svc, _say(args)), args.cycle_id))
         svc.projections.catch_up()
     _print_result(r, args.json)
@@ -95,7 +87,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         r = _guard(lambda: reject_cycle(svc.store, args.cycle_id))
         svc.projections.catch_up()
     _print_result(r, args.json)
@@ -103,7 +95,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def _guard(body: Callable[[], CycleResult]) -> CycleResult:
-    from daemon.commands import UserError
+    from daemon.errors import UserError
 
     try:
         return body()
@@ -112,7 +104,7 @@ def _guard(body: Callable[[], CycleResult]) -> CycleResult:
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         research = svc.config.research
         target = args.target if args.target is not None else research.target
         patience = args.patience if args.patience is not None else research.patience
@@ -124,7 +116,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
         def shown(r: CycleResult) -> None:
             if not args.json:
-                print(f"[{r.task}] {r.outcome}: {r.delta.description if r.delta else '-'} — {r.reason}", flush=True)
+                print(f"[{r.task}] {r.outcome}{f': {r.delta.description}' if r.delta else ''} — {r.reason}", flush=True)
 
         report = run_loop(cycle_deps(svc, say), quality, target=target, patience=patience,
                           max_cycles=args.max_cycles, jobs=jobs, on_result=shown, reload=reloader(svc, say),
@@ -169,9 +161,9 @@ def ledger_tsv_rows(rows: list[LedgerRow], descriptions: dict[str, str] | None =
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    with _services(args) as svc, svc.engine_connect() as conn:
+    with open_vault(args.config) as svc, svc.engine_connect() as conn:
         rows = ledger_rows(conn, args.task, args.limit)
-        descriptions = cycle_facts(svc.store).descriptions if args.tsv else {}
+        descriptions = svc.cycles.descriptions() if args.tsv else {}
     if args.json:
         print_json(rows)
     elif args.tsv:
@@ -184,40 +176,3 @@ def cmd_ledger(args: argparse.Namespace) -> int:
              fmt_score(r.candidate_mean), "" if r.effect is None else f"{r.effect:+.2f}", r.decision, r.description)
             for r in rows])
     return 0
-
-
-def add_parsers(sub: Any) -> None:
-    c = sub.add_parser("cycle", help="one improvement cycle on a task: diagnose, propose, verify, decide")
-    c.add_argument("task")
-    c.add_argument("--propose-only", action="store_true", help="stop after the proposal and print its diff")
-
-    c = sub.add_parser("verify", help="verify a proposed delta, or the human-applied state against its baseline")
-    c.add_argument("cycle_id")
-    c = sub.add_parser("approve", help="apply a kept delta that waits for approval")
-    c.add_argument("cycle_id")
-    c = sub.add_parser("reject", help="drop a delta that waits for approval (or a proposal)")
-    c.add_argument("cycle_id")
-
-    c = sub.add_parser("loop", help="chain cycles until every task reaches the target or patience runs out")
-    c.add_argument("--target", type=float, default=None, help="default: research.target")
-    c.add_argument("--patience", type=int, default=None, help="default: research.patience")
-    c.add_argument("--max-cycles", type=int, default=None)
-    c.add_argument("--jobs", type=int, default=None, help="parallel cycles on disjoint tasks (default research.jobs)")
-
-    c = sub.add_parser("ledger", help="every change and cycle step; --tsv for results.tsv-style rows")
-    c.add_argument("--tsv", action="store_true")
-    c.add_argument("--task", default=None)
-    c.add_argument("--limit", type=int, default=None)
-    for name in ("cycle", "verify", "approve", "reject", "loop", "ledger"):  # `--json` after the command too
-        sub.choices[name].add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                                       help="machine-readable output")
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "cycle": cmd_cycle,
-    "verify": cmd_verify,
-    "approve": cmd_approve,
-    "reject": cmd_reject,
-    "loop": cmd_loop,
-    "ledger": cmd_ledger,
-}

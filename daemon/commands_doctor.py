@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from adapters.atomic import JOURNAL_DIR
 from adapters.workspace import PREFIX
+from daemon.open_vault import open_vault
 from daemon.output import print_json, table
 from handlers.apply import apply_root
 from projections.problems import fold_problems
 
 
-def add_parsers(sub: Any) -> None:
-    sub.add_parser("doctor", help="skipped events, interrupted applies and orphaned shadows: what start-up found")
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from daemon.commands import _services
-
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         with svc.engine_connect() as conn:
             problems = fold_problems(conn)
         recovery = svc.recovery
@@ -56,6 +49,3 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if shadows:
             print(f"shadow workspaces in use: {len(shadows)}")
     return 1 if problems or recovery.pending else 0
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"doctor": cmd_doctor}

@@ -9,56 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from adapters.config_loader import load_config
 from adapters.eventstore import prepare_url
-from daemon.bootstrap import Services, bootstrap, cycle_deps, experiment_deps, register_tasks
+from daemon.bootstrap import Services, cycle_deps, experiment_deps
+from daemon.open_vault import open_vault
 from daemon.output import fmt_score, print_json, table
 from gpu.paths import experiments_dir
 from projections.experiments import ExperimentRow, experiment_rows
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    c = sub.add_parser("experiments", help="fine-tuning experiments: what trained, how it scored, what was kept")
-    c.add_argument("key", nargs="?", help="one experiment in detail (with its loss curve)")
-    c.add_argument("--task")
-    c.add_argument("--sweep")
-    c.add_argument("--plot", metavar="PNG", help="draw the loss curves of the listed experiments into a PNG")
-
-    c = sub.add_parser("train", help="train a LoRA adapter on a task's training data, export it, verify it on the task")
-    c.add_argument("task", nargs="?")
-    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override training.params (steps, rank, alpha, lr, batch_size, max_len, subset, …)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--resume", metavar="KEY", help="continue an interrupted experiment from its last checkpoint")
-    c.add_argument("--no-verify", action="store_true", help="stop after training: no cycle on the task")
-    _executor_args(c)
-
-    c = sub.add_parser("sweep", help="search LoRA hyperparameters with Optuna, or merge adapters over TIES/DARE densities")
-    c.add_argument("task")
-    c.add_argument("--trials", type=int, default=8)
-    c.add_argument("--space", action="append", default=[], metavar="KEY=A,B|LO:HI",
-                   help="search axis: rank, alpha_x (alpha = alpha_x × rank), lr, steps, subset, …")
-    c.add_argument("--name", help="sweep name (an existing one continues)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--no-prune", action="store_true", help="no WilcoxonPruner")
-    c.add_argument("--merge", metavar="KEY,KEY", help="merge these finished adapters instead of training")
-    c.add_argument("--method", default="ties", help="merge method: ties, dare_ties, dare_linear, magnitude_prune")
-    c.add_argument("--densities", default="0.1,0.3,0.5,0.7")
-    c.add_argument("--verify", action="store_true", help="verify the best experiment on the task (a cycle)")
-    _executor_args(c)
-
-
-def _executor_args(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--executor", choices=["local", "ray"], default="local")
-    c.add_argument("--ray-address", default=None, help="a running Ray cluster (default: start a local one)")
-    c.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N where torch sees a GPU")
-
-
-def _services(args: argparse.Namespace) -> Services:
-    svc = bootstrap(load_config(Path(args.config)))
-    register_tasks(svc.store, svc.config)
-    svc.projections.catch_up()
-    return svc
 
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
@@ -66,7 +22,7 @@ def _say(args: argparse.Namespace) -> Callable[[str], None]:
 
 
 def _user_error(e: Exception) -> Exception:
-    from daemon.commands import UserError
+    from daemon.errors import UserError
 
     return UserError(str(e))
 
@@ -97,7 +53,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            from daemon.commands import UserError
+            from daemon.errors import UserError
 
             raise UserError(f"--set {item!r} — fix: write KEY=VALUE, e.g. --set steps=40")
         out[key] = value.split(",") if key == "targets" else value
@@ -108,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from handlers.experiments import ExperimentError, plan_experiment, queue, queued_event, run_experiment
     from handlers.experiments_verify import verify_adapter
 
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         deps = _deps(args, svc)
         try:
             if args.resume:
@@ -151,7 +107,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from handlers.experiments_sweep import merge_sweep, parse_space, run_sweep
     from handlers.experiments_verify import verify_adapter
 
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         deps = _deps(args, svc)
         say = _say(args)
         try:
@@ -183,12 +139,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_experiments(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         with svc.engine_connect() as conn:
             rows = experiment_rows(conn, task=args.task, sweep=args.sweep, key=args.key, curves=bool(args.key or args.plot))
         folder = experiments_dir(svc.config.source, svc.config.store, svc.env)
     if args.key and not rows:
-        from daemon.commands import UserError
+        from daemon.errors import UserError
 
         raise UserError(f"no experiment {args.key!r}; `autovault experiments` lists them")
     if args.plot:
@@ -248,8 +204,3 @@ def plot_losses(rows: list[ExperimentRow], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "experiments": cmd_experiments, "train": cmd_train, "sweep": cmd_sweep,
-}

@@ -5,31 +5,24 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rich.markup import escape
 
-from adapters.config_loader import load_config
-from daemon.bootstrap import Services, bootstrap, register_tasks
+from daemon.bootstrap import Services, diagnose_deps
 from daemon.dataflow import current_findings, dataflow_for, findings_runner, refresh_after_events
+from daemon.open_vault import open_vault
 from daemon.output import print_json, progress_bar, table
-from handlers.diagnose import SignatureNote, file_signatures
+from handlers.evidence import SignatureNote
+from handlers.open_signatures import file_signatures
 from projections.findings import finding_summary, findings
 from projections.graph_render import to_dot, to_mermaid, to_png, to_text
 
-FORMATS = ("text", "dot", "mermaid", "png")
 RENDER: dict[str, Callable[..., str]] = {"text": to_text, "dot": to_dot, "mermaid": to_mermaid}
 
 
-def _services(args: argparse.Namespace) -> Services:
-    svc = bootstrap(load_config(Path(args.config)))
-    register_tasks(svc.store, svc.config)
-    svc.projections.catch_up()
-    return svc
-
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         if args.task:
             svc.config.task(args.task)  # unknown task: a KeyError naming the known ones
         graph = dataflow_for(svc).graph
@@ -53,9 +46,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_findings(args: argparse.Namespace) -> int:
-    with _services(args) as svc:
+    with open_vault(args.config) as svc:
         refresh_after_events(svc)
-        findings_runner(svc.store).catch_up()
+        findings_runner(svc).catch_up()
         with svc.engine_connect() as conn:
             rows = findings(conn, open_only=args.open)
         files = _file_findings(svc)
@@ -76,32 +69,14 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
 
 def _file_findings(svc: Services) -> list[tuple[str, SignatureNote]]:
-    """What each enabled task's files show before any run (`handlers.diagnose.file_signatures`): they stay open
+    """What each enabled task's files show before any run (`handlers.open_signatures.file_signatures`): they stay open
     until a change to the files makes them go."""
     names = [n for n, t in svc.config.tasks.items() if t.enabled]
+    deps = diagnose_deps(svc)
     out: list[tuple[str, SignatureNote]] = []
     with progress_bar() as progress:
         bar = progress.add_task("measuring collectors", total=len(names))
         for name in names:
-            out += [(name, n) for n in file_signatures(name, svc)]
+            out += [(name, n) for n in file_signatures(name, deps)]
             progress.advance(bar)
     return out
-
-
-def add_parsers(sub: Any) -> None:
-    c = sub.add_parser("graph", help="the pipeline: tasks, artifacts, sizes, mismatched edges in red")
-    c.add_argument("--format", choices=FORMATS, default="text")
-    c.add_argument("--task", default=None, help="only this task's upstream and downstream")
-    c.add_argument("--output", "-o", default=None, help="write here (png: default graph.png)")
-
-    c = sub.add_parser("findings", help="interface mismatches, dead outputs and other data-flow findings")
-    c.add_argument("--open", action="store_true", help="open findings only")
-    for name in ("graph", "findings"):  # `--json` after the command too
-        sub.choices[name].add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                                       help="machine-readable output")
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "graph": cmd_graph,
-    "findings": cmd_findings,
-}

@@ -1,26 +1,22 @@
 """Wiring for the data-flow graph and its findings: one `DataflowState` per open store, refreshed after events.
 
-`Services` does not hold the state (yet), so it is kept here per store object and built on first use;
-`refresh_after_events(svc)` is what `ingest`, `run-task` and the daemon call after recording events.
+`Services.dataflow` (`daemon.dataflow_cache`) holds the state, built on first use; `refresh_after_events(svc)` is
+what `ingest`, `run-task` and the daemon call after recording events.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from adapters.eventstore import VaultStore
-from daemon.bootstrap import Services
-from domain.config import VaultConfig
 from handlers.findings import StartCycle, on_finding_detected, refresh_findings
 from projections.dataflow import KINDS, FindingSpec, check, glob_exists
 from projections.dataflow_state import DataflowState, vault_artifact_reader
 from projections.findings import FindingsProjection, open_keys
 from projections.runner import ProjectionRunner
 
-_states: weakref.WeakKeyDictionary[VaultStore, DataflowState] = weakref.WeakKeyDictionary()
-_runners: weakref.WeakKeyDictionary[VaultStore, ProjectionRunner] = weakref.WeakKeyDictionary()
-_wired: weakref.WeakKeyDictionary[VaultStore, VaultConfig] = weakref.WeakKeyDictionary()  # config the graph has
+if TYPE_CHECKING:
+    from daemon.bootstrap import Services
 
 
 def dataflow_for(svc: Services) -> DataflowState:
@@ -29,24 +25,25 @@ def dataflow_for(svc: Services) -> DataflowState:
     A reloaded vault.yml (the daemon, or a loop after a kept delta, replaces `svc.config`) is wired in first,
     so a postprocessor or a changed `requires` counts from the next check on, not from the next restart.
     """
-    state = _states.get(svc.store)
+    cache = svc.dataflow
+    state = cache.state
     if state is None:
-        state = _states[svc.store] = DataflowState.build(
+        state = cache.state = DataflowState.build(
             svc.config, svc.store, svc.store.blobs.get_text, vault_artifact_reader(svc.config.root))
     else:
-        if _wired.get(svc.store) is not svc.config:
+        if cache.wired is not svc.config:
             state.update_config(svc.config)
         state.catch_up()
-    _wired[svc.store] = svc.config
+    cache.wired = svc.config
     return state
 
 
-def findings_runner(store: VaultStore) -> ProjectionRunner:
+def findings_runner(svc: Services) -> ProjectionRunner:
     """A runner for `rm_findings` alone (shares tracking with any other runner that registers it)."""
-    runner = _runners.get(store)
-    if runner is None:
-        runner = _runners[store] = ProjectionRunner(store, [FindingsProjection()])
-    return runner
+    cache = svc.dataflow
+    if cache.runner is None:
+        cache.runner = ProjectionRunner(svc.store, [FindingsProjection()])
+    return cache.runner
 
 
 def exists_in(svc: Services) -> Callable[[str], bool]:
@@ -66,7 +63,7 @@ def refresh_after_events(svc: Services, start_cycle: StartCycle | None = None
     Returns (detected, resolved keys).
     """
     state = dataflow_for(svc)
-    runner = findings_runner(svc.store)
+    runner = findings_runner(svc)
     runner.catch_up()
     with svc.store.engine.connect() as conn:
         keys = open_keys(conn, KINDS)

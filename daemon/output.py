@@ -1,4 +1,4 @@
-"""Tables for people, JSON for machines: every query goes through `emit`."""
+"""Tables for people, JSON for machines. rich is imported when a table or a bar is drawn, so `--json` never loads it."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 def to_jsonable(value: Any) -> Any:
@@ -32,6 +32,8 @@ def print_json(value: Any) -> None:
 
 
 def console() -> Console:
+    from rich.console import Console
+
     # Piped output (logs, CI, `| less`) gets wide rows instead of wrapping at 80 columns.
     width = None if sys.stdout.isatty() else 200
     return Console(highlight=False, soft_wrap=False, width=width)
@@ -39,11 +41,15 @@ def console() -> Console:
 
 def progress_bar() -> Progress:
     """A bar on stderr for long work, shown only on a terminal (never in piped or --json output)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     transient=True, disable=not sys.stderr.isatty())
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None) -> None:
+    from rich.table import Table
+
     t = Table(title=title, caption=caption, title_justify="left", header_style="bold")
     for col in columns:
         t.add_column(col, overflow="fold")

@@ -14,8 +14,12 @@ Loop (one thread; slow work in ONE worker thread so watching and the watchdog ne
 SIGTERM/SIGINT: no new work; the step in flight finishes (EXTEND_TIMEOUT_USEC keeps systemd patient) for up
   to `stop_grace` seconds; a cycle still running then is marked Failed("interrupted: shutdown") with the
   apply lock held, so it can never write half a delta; STOPPING=1; exit 0.
-SIGHUP: vault.yml is reloaded through `adapters.config_loader`; an invalid file is refused with one log line
-  and the old config kept (a changed `store` or `vault` needs a restart and is refused the same way).
+SIGHUP: vault.yml is reloaded (`daemon.bootstrap.reload`, `daemon.service_reload`); an invalid file is refused
+  with one log line and the old config kept (a changed `store` or `vault` needs a restart and is refused the
+  same way).
+
+Split by seam: the work queue (`daemon.job_queue`), the heartbeat logs (`daemon.log_tail`), the weekly gate's
+facts (`daemon.week_facts`), the reload (`daemon.service_reload`).
 """
 
 from __future__ import annotations
@@ -36,34 +40,32 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
 
 from adapters.atomic import JOURNAL_DIR, recover, sha256_file
-from adapters.backends.registry import ModelRouter, build_backends
-from adapters.config_loader import ConfigError, load_config
+from adapters.backends.registry import ModelRouter
+from adapters.config_loader import load_config
 from adapters.eventstore import prepare_url
-from adapters.runner import TaskRunner
-from adapters.sandbox import policy_of
 from adapters.watch import Debouncer, OwnWrites, VaultWatcher, WatchSet
-from adapters.watch_state import Offset, Seen, WatchState
+from adapters.watch_state import Seen, WatchState
 from daemon import gpu_jobs
 from daemon.bootstrap import Services, bootstrap, cycle_deps, register_tasks
 from daemon.dataflow import refresh_after_events
 from daemon.history_index import ChangedIndex, CycleIndex
+from daemon.job_queue import Job, JobQueue
 from daemon.lock import acquire_instance_lock
+from daemon.log_tail import LogTail
 from daemon.notify import Notifier, WatchdogPinger
 from daemon.scheduler import Scheduler, parse_started
+from daemon.service_reload import config_from, reload_or_keep
+from daemon.week_facts import week_facts
 from domain.config import VaultConfig
 from domain.delta import unified_diff
-from domain.ingest import IngestedRun, IngestedScore, IngestError, parse_line
-from gpu.paths import experiments_dir
 from handlers import policies
 from handlers.apply import apply_root
-from handlers.ingest import IngestReport, ingest_items
 from handlers.tasks import run_and_judge
 from handlers.weekly import secrets_of
 from projections.quality import quality_table
-from projections.runs import runs_table, scores_table
+from projections.runs import last_started
 
 log = structlog.get_logger("autovault.daemon")
 TICK_S = 30.0
@@ -129,15 +131,6 @@ def default_cycle_factory(svc: Services, lock: threading.Lock, own: OwnWrites) -
     return start
 
 
-@dataclass
-class Job:
-    kind: str  # scheduled | verify | cycle | experiment
-    task: str
-    trigger: str = ""
-    tasks: list[str] = field(default_factory=list)
-    key: str | None = None
-
-
 class Daemon:
     def __init__(self, opts: Options, notifier: Notifier | None = None) -> None:
         self.opts = opts
@@ -147,8 +140,7 @@ class Daemon:
         self.reload_requested = False
         self.own = OwnWrites()
         self.apply_lock = threading.Lock()
-        self.pending: list[Job] = []
-        self.running: Job | None = None
+        self.jobs = JobQueue()
         self.future: Future[Any] | None = None
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autovault-step")
         self.debouncer = Debouncer(opts.debounce, opts.max_wait)
@@ -194,8 +186,8 @@ class Daemon:
         register_tasks(svc.store, svc.config)
         self.status("starting: catching up read models")
         svc.projections.catch_up()
-        self.cycles = CycleIndex(svc.store)
-        self.changes = ChangedIndex(svc.store)
+        self.cycles = CycleIndex(svc.cycles)
+        self.changes = ChangedIndex(svc.changes)
         interrupted = self.cycles.interrupted()
         self.recovered_cycle = interrupted[0].key if len(interrupted) == 1 else None
         for c in interrupted:
@@ -204,7 +196,7 @@ class Daemon:
             log.warning("cycle interrupted by a crash marked failed", cycle=c.key, task=c.task)
         self.state = WatchState(svc.store.engine)
         self.baseline = self.state.files()
-        self.offsets = self.state.offsets()
+        self.logs = LogTail(self.state, svc.store)
         self.first_start = not self.baseline  # no baseline yet: today's files ARE the baseline, no events
         self.watch = WatchSet.of(svc.config)
         self.ctx = self._context()
@@ -218,7 +210,8 @@ class Daemon:
             self.first_start = False
             self.recovered_paths = set()  # from now on a change to those files is someone else's
             svc.projections.catch_up()
-            self.pending += [Job("experiment", task, "resume", key=key) for task, key in gpu_jobs.resumable(svc)]
+            for task, key in gpu_jobs.resumable(svc):
+                self.jobs.add(Job("experiment", task, "resume", key=key))
             policies.handle(policies.EventsRecorded(tuple(svc.config.tasks)), self.ctx)
             self.notifier.ready(self._idle_status())
             log.info("ready", vault=str(svc.config.root), watching=len(self.baseline))
@@ -256,10 +249,10 @@ class Daemon:
         return policies.Context(
             config=svc.config, store=svc.store, clock=self.opts.clock, quality=quality,
             open_cycles=self._open_cycle_tasks, last_cycle_start=self._last_cycle_start,
-            start_cycle=self._queue_cycle, queue_verification=self._queue_verification, queue_run=self._queue_run,
+            start_cycle=self._queue_cycle, queue_verification=self.jobs.verify, queue_run=self.jobs.rerun,
             queue_experiment=self._queue_experiment,
             refresh_findings=lambda start: refresh_after_events(svc, start_cycle=start),
-            week_facts=self._week_facts, state_dir=state_dir(svc.config, self.opts.env),
+            week_facts=lambda since: week_facts(self.svc, since), state_dir=state_dir(svc.config, self.opts.env),
             log=lambda m: log.info(m),
             complete=lambda *a, **kw: self.svc.models.complete(*a, **kw),  # the router a reload may replace
             secrets=lambda: secrets_of(self.svc.config, self.opts.env))
@@ -267,8 +260,7 @@ class Daemon:
     # ---- what policies ask ------------------------------------------------------------------------------
 
     def _open_cycle_tasks(self) -> set[str]:
-        here = {j.task for j in [*self.pending, *([self.running] if self.running else [])] if j.kind == "cycle"}
-        return here | {c.task for c in self.cycles.open_cycles()}
+        return self.jobs.cycle_tasks() | {c.task for c in self.cycles.open_cycles()}
 
     def _last_cycle_start(self, task: str) -> dt.datetime | None:
         last = self.cycles.last_start(task)
@@ -278,72 +270,20 @@ class Daemon:
         from handlers.cycle import new_key
 
         key = new_key(task)
-        self.pending.append(Job("cycle", task, trigger, list(tasks), key))
+        self.jobs.add(Job("cycle", task, trigger, list(tasks), key))
         return key
-
-    def _queue_run(self, task: str) -> None:
-        """A live run of `task` at the next free moment (a kept cycle changed it), unless one is already due."""
-        if not any(j.kind == "scheduled" and j.task == task for j in self.pending) and \
-                not (self.running and self.running.kind == "scheduled" and self.running.task == task):
-            self.pending.append(Job("scheduled", task, "rerun after a kept change"))
 
     def _queue_experiment(self, task: str, trigger: str) -> bool:
         key = gpu_jobs.queue_for(self.svc, task, trigger)
         if key is not None:
-            self.pending.append(Job("experiment", task, trigger, key=key))
+            self.jobs.add(Job("experiment", task, trigger, key=key))
         return key is not None
-
-    def _queue_verification(self, task: str) -> None:
-        if not any(j.kind == "verify" and j.task == task for j in self.pending):
-            self.pending.append(Job("verify", task))
 
     def _last_daemon_runs(self) -> dict[str, dt.datetime]:
         now = self.opts.clock()
         with self.svc.engine_connect() as conn:
-            rows = conn.execute(select(runs_table.c.task, func.max(runs_table.c.started))
-                                .where(runs_table.c.source == "daemon").group_by(runs_table.c.task)).all()
-        out = {}
-        for task, started in rows:
-            at = parse_started(started, now)
-            if at is not None:
-                out[task] = at
-        return out
-
-    def _week_facts(self, since: dt.datetime) -> policies.WeekFacts:
-        from handlers.tasks import task_signatures
-        from projections.globs import overlaps
-        from projections.ledger import ledger_rows
-
-        svc = self.svc
-        with svc.engine_connect() as conn:
-            rows = [r for r in ledger_rows(conn) if (parse_started(r.at, since) or since) >= since]
-            scored = conn.execute(select(scores_table.c.task, scores_table.c.score, runs_table.c.started)
-                                  .join(runs_table, runs_table.c.run_id == scores_table.c.run_id)).all()
-            quality = [q for q in quality_table(conn) if q.task in svc.config.tasks]
-        kept = [policies.KeptDelta(r.cycle or "", r.task, r.lever or "", r.effect, r.description)
-                for r in rows if r.kind == "Kept"]
-        discarded = sum(1 for r in rows if r.kind == "Discarded")
-        this: dict[str, list[float]] = {}
-        last: dict[str, list[float]] = {}
-        for task, score, started in scored:
-            at = parse_started(started, since)
-            if at is None or at < since - dt.timedelta(days=7):
-                continue
-            (this if at >= since else last).setdefault(task, []).append(float(score))
-        regressions = []
-        for task in sorted(set(this) & set(last)):
-            a, b = sum(last[task]) / len(last[task]), sum(this[task]) / len(this[task])
-            if b < a - 0.25:
-                regressions.append((task, a, b))
-        fixes, worst = [], 0  # up to 5 worst tasks with signatures, their 3 strongest each (handlers.weekly)
-        for q in quality:
-            sigs = task_signatures(q.task, config=svc.config, history=svc.history, read_text=svc.read_vault_text,
-                                   reads=overlaps)
-            fixes += [policies.Fix(q.task, q.rolling_mean, s.name, s.lever, s.summary) for s in sigs[:3]]
-            worst += bool(sigs)
-            if worst >= 5:
-                break
-        return policies.WeekFacts(kept, regressions, fixes, discarded)
+            started = last_started(conn, "daemon")
+        return {task: at for task, text in started.items() if (at := parse_started(text, now)) is not None}
 
     # ---- the loop ------------------------------------------------------------------------------------
 
@@ -366,9 +306,7 @@ class Daemon:
             self._collect()
             now = self.opts.clock()
             for task in self.scheduler.due(now):
-                if not any(j.kind == "scheduled" and j.task == task for j in self.pending) and \
-                        not (self.running and self.running.kind == "scheduled" and self.running.task == task):
-                    self.pending.insert(0, Job("scheduled", task))
+                if self.jobs.schedule(task):
                     self.scheduler.mark(task, now)
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_S
@@ -376,7 +314,7 @@ class Daemon:
             self._dispatch()
             self.watchdog.tick()
             self.status(self._idle_status())
-            if self.opts.once and self.running is None and len(self.debouncer) == 0 and self._next_job() is None:
+            if self.opts.once and self.jobs.running is None and len(self.debouncer) == 0 and self._next_job() is None:
                 return  # --once: caught up; research work waiting for the window stays undone
 
     def _drain(self, timeout: float) -> list[tuple[str, float] | None]:
@@ -410,19 +348,15 @@ class Daemon:
 
     def _next_job(self) -> int | None:
         """Index of the next job that may start now: scheduled runs always, research work inside the window."""
-        if self.running is not None or self.stop_requested:
+        if self.stop_requested:
             return None
-        window_open = policies.in_research_window(self.svc.config, self.opts.clock())
-        return next((i for i, j in enumerate(self.pending) if j.kind == "scheduled" or window_open), None)
+        return self.jobs.next_index(policies.in_research_window(self.svc.config, self.opts.clock()))
 
     def _dispatch(self) -> None:
         i = self._next_job()
         if i is None:
             return
-        job = self.pending.pop(i)
-        if job.kind == "scheduled":  # the live run verifies any pending edit of this task
-            self.pending = [j for j in self.pending if not (j.kind == "verify" and j.task == job.task)]
-        self.running = job
+        job = self.jobs.start(i)
         self.status(f"running {job.kind} {job.task}" + (f" ({job.trigger})" if job.trigger else ""))
         self.future = self.worker.submit(self._do, job)
         self.future.add_done_callback(lambda _f: self.watcher_wake())
@@ -444,8 +378,8 @@ class Daemon:
     def _collect(self) -> None:
         if self.future is None or not self.future.done():
             return
-        job, future = self.running, self.future
-        self.running, self.future = None, None
+        job, future = self.jobs.finish(), self.future
+        self.future = None
         assert job is not None
         try:
             result = future.result()
@@ -540,41 +474,11 @@ class Daemon:
 
     def ingest_log(self, path: Path) -> list[str]:
         """Ingest the complete lines appended since the stored offset; returns the tasks they named."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return []
-        at = self.offsets.get(str(path))
-        if at is None or at.inode != st.st_ino or st.st_size < at.offset:
-            at = Offset(st.st_ino, 0, 0)
-        with path.open("rb") as fh:
-            fh.seek(at.offset)
-            data = fh.read()
-        complete = data[:data.rfind(b"\n") + 1]
-        if not complete:
-            return []
-        items: list[IngestedRun | IngestedScore] = []
-        line = at.line
-        for raw in complete.splitlines():
-            line += 1
-            try:
-                item = parse_line(raw.decode("utf-8", errors="replace"), f"{path}:{line}")
-            except IngestError as e:
-                log.warning("log line refused", error=str(e))
-                continue
-            if item is not None:
-                items.append(item)
-        report = IngestReport()
-        ingest_items(items, self.svc.store, report)
-        for conflict in report.errors:  # a run_id recorded before with other content
-            log.warning("log line refused", error=conflict)
-        done = Offset(st.st_ino, at.offset + len(complete), line)
-        self.state.set_offset(str(path), done)
-        self.offsets[str(path)] = done
+        tasks, report = self.logs.ingest(path)
         if report.runs or report.scores:
             log.info("ingested", file=str(path), runs=report.runs, scores=report.scores)
             self.status(f"ingested {report.runs} runs and {report.scores} scores from {path.name}")
-        return sorted({i.task for i in items})
+        return tasks
 
     # ---- reload ----------------------------------------------------------------------------------------
 
@@ -583,24 +487,13 @@ class Daemon:
         new file already (a change made while the daemon was down)."""
         svc = self.svc
         source = svc.config.source.resolve()
-        self.notifier.reloading()
-        try:
-            new = load_config(source, self.opts.env)
-            if prepare_url(new.store) != prepare_url(svc.config.store) or new.root.resolve() != svc.config.root.resolve():
-                raise ConfigError([])  # handled below with its own message
-        except ConfigError as e:
-            msg = str(e) if e.problems else f"{source}: store or vault changed — fix: restart autovault to switch"
-            log.warning(f"vault.yml reload refused, keeping the previous config: {' '.join(msg.split())}")
-            self.notifier.ready("reload refused: vault.yml invalid; previous config kept")
+        live = reload_or_keep(svc, self.notifier)
+        if live is None:
             return False
-        old = svc.config if previous_text is None else self._config_from(previous_text, new)
+        new = svc.config
+        old = live if previous_text is None else config_from(previous_text, new, self.opts.env, svc.outside.load_config)
         digest, text = self._read(source)
         seen = self.baseline.get(str(source))
-        svc.config = new
-        if new.backends != old.backends and self.opts.models is None:
-            svc.models = build_backends(new.backends, self.opts.env,
-                                        experiments=experiments_dir(new.source, new.store, self.opts.env))
-        svc.runner = TaskRunner(new.root, svc.models, clock=self.opts.clock, sandbox=policy_of(new.sandbox))
         register_tasks(svc.store, new)
         self.scheduler.reload(new)
         self.watch = WatchSet.of(new)
@@ -616,30 +509,22 @@ class Daemon:
         self.notifier.ready(f"reloaded vault.yml ({why})")
         return True
 
-    def _config_from(self, text: str, live: VaultConfig) -> VaultConfig:
-        """The config an older vault.yml text described; unreadable → no tasks (every task counts as changed)."""
-        from handlers.verify import load_config_text
-
-        try:
-            return load_config_text(text, live, live.root, self.opts.env)
-        except ConfigError:
-            return live.model_copy(update={"tasks": {}})
-
     # ---- stop ----------------------------------------------------------------------------------------
 
     def _shutdown(self) -> int:
-        self.status("stopping: finishing the step in flight" if self.running else "stopping")
+        self.status("stopping: finishing the step in flight" if self.jobs.running else "stopping")
         deadline = time.monotonic() + self.opts.stop_grace
         while self.future is not None and not self.future.done() and time.monotonic() < deadline:
             self.notifier.extend_timeout(15 * 1_000_000)
             with contextlib.suppress(Exception):  # a timeout or the step's own error: the loop re-checks
                 self.future.result(timeout=min(5.0, max(0.0, deadline - time.monotonic())))
-        if self.future is not None and not self.future.done() and self.running is not None:
+        running = self.jobs.running
+        if self.future is not None and not self.future.done() and running is not None:
             self.apply_lock.acquire()  # never released: the worker cannot start an apply now
-            if self.running.kind == "cycle" and self.running.key:
-                self.svc.store.update_cycle(self.running.key, lambda c: c.failed(error="interrupted: shutdown")
+            if running.kind == "cycle" and running.key:
+                self.svc.store.update_cycle(running.key, lambda c: c.failed(error="interrupted: shutdown")
                                             if c.is_open else None)
-            log.warning("step interrupted by shutdown", kind=self.running.kind, task=self.running.task)
+            log.warning("step interrupted by shutdown", kind=running.kind, task=running.task)
             self.abandoned = True
         else:
             self._collect()
@@ -654,8 +539,9 @@ class Daemon:
             self.notifier.status(text)
 
     def _idle_status(self) -> str:
-        queued = f", {len(self.pending)} queued" if self.pending else ""
-        doing = f"running {self.running.kind} {self.running.task}" if self.running else "idle"
+        running = self.jobs.running
+        queued = f", {len(self.jobs)} queued" if len(self.jobs) else ""
+        doing = f"running {running.kind} {running.task}" if running else "idle"
         return f"{doing}; watching {len(self.baseline)} files{queued}"
 
 

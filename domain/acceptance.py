@@ -14,7 +14,9 @@ single-run "candidate scored higher" keeps noise as progress. So:
   discard ("unclear is not a keep"). ``futility_confidence = confidence`` gives the one-interval rule;
 - a simpler candidate (shorter prompt, simpler script) is kept at equal score: its interval lies above
   −simplicity_tolerance (no worse than the equal band; within ±tolerance is the plain "equal" case);
-- a task's noise floor (from an A/A comparison) bounds min_effect from below.
+- a task's noise floor (from an A/A comparison) bounds min_effect from below;
+- a hard check that regressed vetoes a keep: any net regression when nothing is noisy, a significant one (a
+  one-sided sign test over the inputs where the arms disagree) when something is.
 
 Defaults below are the ones measured by ``tests/test_acceptance.py`` and ``benchmarks/bench_acceptance.py``
 against a simulated 1–5 judge (run noise sd 0.7, input effect sd 0.5, one run per input and arm).
@@ -29,6 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from domain.runs import Check
+
 Verdict = Literal["keep", "discard", "more"]
 
 # Measured defaults (see module docstring); ResearchConfig's samples / max_samples / min_effect mirror them.
@@ -39,6 +43,9 @@ MAX_INPUTS = 96  # research.max_samples: the cap, where unclear is discarded
 MIN_EFFECT = 0.3  # research.min_effect, on the 1–5 judge scale
 CONFIDENCE = 0.98  # per look: four looks at 0.95 each keep noise 4.3 % of the time, at 0.98 2.5 %
 FUTILITY_CONFIDENCE = 0.8  # early "not good enough" on a narrower interval: noise leaves after 40 inputs, not 65
+GUARDRAIL_ALPHA = 0.05  # a noisy task's hard check vetoes only on a significant regression
+FASTER_RATIO = 0.75  # a candidate collector taking at most this share of the baseline's time is noted as faster
+MIN_COLLECT_S = 0.02  # below this a collector's time is scheduling noise, not its work
 
 
 @dataclass(frozen=True)
@@ -320,6 +327,63 @@ def acceptance_for(
     """
     rule = Rule(min_effect=min_effect, seed=seed, min_inputs=samples, max_inputs=max_samples, noise_floor=noise_floor)
     return rule, SequentialPlan(start=samples, step=samples, cap=max_samples)
+
+
+def design_for(samples: int, max_samples: int, min_effect: float, *, noisy: bool, seed: int,
+               floor: float | None) -> tuple[Rule, SequentialPlan]:
+    """The rule and plan for a task: the configured counts when nothing is noisy (no LLM in the judge, and an
+    A/A spread of zero), else raised to at least START_INPUTS / MAX_INPUTS; min_effect raised to the noise floor,
+    never below it. `floor=None` is the first look, before the A/A comparison."""
+    start, cap = samples, max(max_samples, samples)
+    if noisy or (floor or 0.0) > 0:
+        start, cap = max(start, START_INPUTS), max(cap, MAX_INPUTS)
+    return acceptance_for(max(start, 2), max(cap, 2), max(min_effect, floor or 0.0), seed=seed, noise_floor=floor)
+
+
+def sign_test(worse: int, discordant: int) -> float:
+    """One-sided p of at least `worse` of `discordant` coin flips going one way."""
+    return math.fsum(math.comb(discordant, k) for k in range(worse, discordant + 1)) / 2**discordant
+
+
+def guardrail_regressions(base: Mapping[str, Sequence[Check]], cand: Mapping[str, Sequence[Check]], *,
+                          exact: bool = True, alpha: float = GUARDRAIL_ALPHA) -> list[str]:
+    """Hard checks that regressed, e.g. 'sections (2 of 9 inputs pass → fail, 0 fail → pass)'.
+
+    Exact (no noise): any net regression (more inputs pass → fail than fail → pass) is real. Noisy: a check
+    that flips at random must not veto a real gain, so the regression must pass a one-sided sign test over
+    the inputs where the arms disagree (p < `alpha`). An input whose baseline produced nothing (`empty` or
+    `failed`) is skipped: checks on no output pass vacuously."""
+    worse: dict[str, int] = {}
+    better: dict[str, int] = {}
+    for day in sorted(set(base) & set(cand)):
+        was = {c.name: c.passed for c in base[day] if c.hard}
+        if not (was.get("empty", True) and was.get("failed", True)):
+            continue  # no baseline output: its other checks passed vacuously, nothing can regress from them
+        for c in cand[day]:
+            if not c.hard or c.name not in was:
+                continue
+            if was[c.name] and not c.passed:
+                worse[c.name] = worse.get(c.name, 0) + 1
+            elif not was[c.name] and c.passed:
+                better[c.name] = better.get(c.name, 0) + 1
+    n = len(set(base) & set(cand))
+    out = []
+    for name, w in sorted(worse.items()):
+        b = better.get(name, 0)
+        if w > b and (exact or sign_test(w, w + b) < alpha):
+            out.append(f"{name} ({w} of {n} inputs pass → fail, {b} fail → pass)")
+    return out
+
+
+def collect_ratio(base: Mapping[str, float], cand: Mapping[str, float]) -> float:
+    """Median over inputs of candidate / baseline collector seconds (inf when nothing is comparable)."""
+    ratios = sorted(cand[d] / base[d] for d in set(base) & set(cand) if base[d] >= MIN_COLLECT_S)
+    return ratios[len(ratios) // 2] if ratios else math.inf
+
+
+def faster(base: Mapping[str, float], cand: Mapping[str, float]) -> bool:
+    """The seed's fork storm fix: same output, a much quicker collector (noted, not decisive)."""
+    return collect_ratio(base, cand) <= FASTER_RATIO
 
 
 def _checked(arm: str, scores: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, ...]]:

@@ -2,8 +2,13 @@
 Vault (vault.yml as loaded), Judge (anchor rescoring) and Audit.
 
 Events carry hashes, never large text: outputs and diffs live in the blob store keyed by sha256.
-State kept on an aggregate is only what its own decisions need (dedup of ingested runs, the phase of a
-cycle); everything a person asks about is a projection.
+State kept on an aggregate is only what its own decisions need (the phase of a cycle, an experiment, an audit);
+everything a person asks about is a projection, and ingest dedup is a unique key in the store.
+
+Phases are rules, not labels: a command method refuses (`IllegalTransition`) when the aggregate's phase does not
+allow it. The store re-applies a command to freshly loaded state when another writer appended first, so two
+writers racing to end a cycle record exactly one ending; the loser gets the refusal. Replaying stored events
+never checks (history is what happened).
 """
 
 from __future__ import annotations
@@ -17,20 +22,40 @@ from eventsourcing.domain import Aggregate, event
 from domain import ids
 
 
+class IllegalTransition(ValueError):
+    """A command the aggregate's current phase does not allow; `str()` is one line naming both."""
+
+    def __init__(self, what: str, command: str, phase: str, allowed: tuple[str, ...]) -> None:
+        self.what, self.command, self.phase, self.allowed = what, command, phase, allowed
+        needs = f" (it needs {' or '.join(allowed)})" if len(allowed) <= 3 else ""
+        super().__init__(f"{what} is {phase}: cannot record {command}{needs}")
+
+
+def _require(what: str, command: str, phase: str, allowed: tuple[str, ...]) -> None:
+    if phase not in allowed:
+        raise IllegalTransition(what, command, phase, allowed)
+
+
 class Task(Aggregate):
-    """One scheduled job of the vault."""
+    """One scheduled job of the vault.
+
+    v2 of its snapshots dropped `ingested` (the ingest dedup map, now the store's `autovault_ingested` key).
+    """
+
+    class_version = 2  # of the aggregate's snapshot state
 
     @staticmethod
     def create_id(name: str) -> UUID:
         return ids.task_id(name)
 
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.pop("ingested", None)
+
     @event("Registered")
     def __init__(self, name: str, config_hash: str) -> None:
         self.name = name
         self.config_hash = config_hash
-        # Keys of facts that came from outside (run ids, "score:<run>:<judge>") so a re-ingest is a no-op.
-        # A dict, not a set: snapshots are JSON and JSON has no sets.
-        self.ingested: dict[str, int | str] = {}  # key -> content fingerprint (1: recorded before fingerprints)
         self.runs = 0
 
     @event("Reconfigured")
@@ -97,8 +122,6 @@ class Task(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.runs += 1
-            if self.source == "log":
-                aggregate.ingested[self.run_id] = run_fingerprint(self.__dict__)
 
     def record_run(self, **fields: Any) -> None:
         self.trigger_event(self.Ran, **fields)
@@ -113,16 +136,7 @@ class Task(Aggregate):
         checks: list[dict[str, Any]],
         source: str = "judge",
     ) -> None:
-        if source == "log":
-            self.ingested[score_key(run_id, judge)] = score_fingerprint(score, reasons)
-
-    def has_ingested(self, key: str) -> bool:
-        return key in self.ingested
-
-    def ingested_otherwise(self, key: str, fingerprint: str) -> bool:
-        """Was `key` ingested with other content? (Records made before fingerprints were kept say 1: unknown.)"""
-        known = self.ingested.get(key)
-        return isinstance(known, str) and known != fingerprint
+        """`source` log: ingested from a heartbeat log (deduplicated by the store's ingest key)."""
 
 
 RUN_CONTENT = ("started", "model", "options", "duration_s", "prompt_tokens", "output_tokens", "thinking_tokens",
@@ -143,12 +157,30 @@ def score_key(run_id: str, judge: str) -> str:
     return f"score:{run_id}:{judge}"
 
 
+OPEN_CYCLE = ("started", "diagnosed", "proposed", "awaiting_approval", "approved", "verified")
+
+
 class Cycle(Aggregate):
-    """One improvement step: diagnose → propose → verify → decide → apply."""
+    """One improvement step: diagnose → propose → verify → decide → apply.
+
+    Phases: started → diagnosed → proposed → [awaiting_approval → approved] → verified → kept | discarded, and
+    failed or discarded from any open phase. After a keep verdict a new Proposed (the delta rebased on a human
+    edit) or AwaitingApproval (cycles recorded before approval came first) may follow. Kept needs a keep verdict
+    on the delta proposed last; kept, discarded and failed are final.
+
+    v2 of its snapshot state added `verdict` (None for older snapshots: such a cycle is verified again rather than
+    kept on a verdict its state no longer shows).
+    """
+
+    class_version = 2  # of the aggregate's snapshot state
 
     @staticmethod
     def create_id(key: str) -> UUID:
         return ids.cycle_id(key)
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.setdefault("verdict", None)
 
     @event("Started")
     def __init__(self, key: str, task: str, mode: str, target: float | None, trigger: str) -> None:
@@ -158,6 +190,15 @@ class Cycle(Aggregate):
         self.phase = "started"
         self.delta_hash: str | None = None
         self.delta_blob: str | None = None
+        self.verdict: str | None = None  # the decision of the last Verified since the last Proposed
+
+    def _allow(self, command: str, *phases: str) -> None:
+        _require(f"cycle {self.key}", command, self.phase, phases)
+
+    @property
+    def kept_verdict(self) -> bool:
+        """Whether the delta proposed last was verified as a keep and nothing ended the cycle since."""
+        return self.phase in ("verified", "awaiting_approval") and self.verdict == "keep"
 
     class Diagnosed(Aggregate.Event):
         """v2 added `cost`."""
@@ -173,16 +214,22 @@ class Cycle(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["cost"] = None
 
-    @event(Diagnosed)
     def diagnosed(
         self, signatures: list[str], evidence_hash: str, tasks: list[str], cost: dict[str, float] | None = None,
     ) -> None:
+        self._allow("Diagnosed", "started")
+        self._diagnosed(signatures, evidence_hash, tasks, cost)
+
+    @event(Diagnosed)
+    def _diagnosed(self, signatures: list[str], evidence_hash: str, tasks: list[str],
+                   cost: dict[str, float] | None) -> None:
         self.phase = "diagnosed"
 
     class Proposed(Aggregate.Event):
-        """v2 added `delta_blob` and `description`."""
+        """v2 added `delta_blob` and `description`; v3 `baseline`: the hash of the task files the delta was made
+        against (`handlers.baseline`), so dedup is per delta and baseline."""
 
-        class_version = 2
+        class_version = 3
 
         delta_hash: str
         proposer: str
@@ -191,25 +238,42 @@ class Cycle(Aggregate):
         cost: dict[str, float]
         delta_blob: str | None
         description: str
+        baseline: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["delta_blob"] = None
             state["description"] = ""
 
-    @event(Proposed)
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["baseline"] = None
+
     def proposed(
         self, delta_hash: str, proposer: str, lever: str, rationale: str, cost: dict[str, float],
-        delta_blob: str | None = None, description: str = "",
+        delta_blob: str | None = None, description: str = "", baseline: str | None = None,
     ) -> None:
         """`delta_hash` is the delta's content hash (dedup); `delta_blob` the blob holding the whole delta."""
+        if not (self.phase == "verified" and self.kept_verdict):  # after a keep verdict: the delta rebased
+            self._allow("Proposed", "started", "diagnosed")
+        self._proposed(delta_hash, proposer, lever, rationale, cost, delta_blob, description, baseline)
+
+    @event(Proposed)
+    def _proposed(self, delta_hash: str, proposer: str, lever: str, rationale: str, cost: dict[str, float],
+                  delta_blob: str | None, description: str, baseline: str | None) -> None:
         self.phase = "proposed"
         self.delta_hash = delta_hash
         self.delta_blob = delta_blob
+        self.verdict = None
 
-    @event("Rejected")
     def rejected(self, proposer: str, reason: str, answer_hash: str | None, cost: dict[str, float]) -> None:
         """A proposer answered with something unusable (malformed, out of scope, a no-op)."""
+        self._allow("Rejected", "started", "diagnosed")
+        self._rejected(proposer, reason, answer_hash, cost)
+
+    @event("Rejected")
+    def _rejected(self, proposer: str, reason: str, answer_hash: str | None, cost: dict[str, float]) -> None:
+        pass
 
     class Verified(Aggregate.Event):
         """v2 added `detail`."""
@@ -230,7 +294,6 @@ class Cycle(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["detail"] = None
 
-    @event(Verified)
     def verified(
         self,
         baseline: list[float],
@@ -244,27 +307,58 @@ class Cycle(Aggregate):
         detail: dict[str, Any] | None = None,
     ) -> None:
         """`detail`: per-input scores, reason, noise floor, what was verified — enough to replay the decision."""
+        self._allow("Verified", "proposed", "approved")
+        self._verified(baseline, candidate, effect, interval, decision, rule, guardrails, cost, detail)
+
+    @event(Verified)
+    def _verified(self, baseline: list[float], candidate: list[float], effect: float, interval: list[float],
+                  decision: str, rule: dict[str, Any], guardrails: list[str], cost: dict[str, float],
+                  detail: dict[str, Any] | None) -> None:
         self.phase = "verified"
+        self.verdict = decision
+
+    def await_approval(self, paths: list[str]) -> None:
+        if not (self.phase == "verified" and self.kept_verdict):  # after a keep: cycles from before approval came first
+            self._allow("AwaitingApproval", "proposed")
+        self._await_approval(paths)
 
     @event("AwaitingApproval")
-    def await_approval(self, paths: list[str]) -> None:
+    def _await_approval(self, paths: list[str]) -> None:
         self.phase = "awaiting_approval"
 
-    @event("Approved")
     def approved(self, by: str) -> None:
         """A person approved the delta's code; only now may it run (verified, then kept or discarded)."""
+        self._allow("Approved", "awaiting_approval")
+        self._approved(by)
+
+    @event("Approved")
+    def _approved(self, by: str) -> None:
         self.phase = "approved"
 
-    @event("Kept")
     def kept(self, applied_hashes: dict[str, str], commit: str | None) -> None:
+        if not self.kept_verdict:
+            phase = f"{self.phase} without a keep verdict" if self.phase in OPEN_CYCLE else self.phase
+            raise IllegalTransition(f"cycle {self.key}", "Kept", phase, ("verified as a keep",))
+        self._kept(applied_hashes, commit)
+
+    @event("Kept")
+    def _kept(self, applied_hashes: dict[str, str], commit: str | None) -> None:
         self.phase = "kept"
 
-    @event("Discarded")
     def discarded(self, reason: str) -> None:
+        self._allow("Discarded", *OPEN_CYCLE)
+        self._discarded(reason)
+
+    @event("Discarded")
+    def _discarded(self, reason: str) -> None:
         self.phase = "discarded"
 
-    @event("Failed")
     def failed(self, error: str) -> None:
+        self._allow("Failed", *OPEN_CYCLE)
+        self._failed(error)
+
+    @event("Failed")
+    def _failed(self, error: str) -> None:
         self.phase = "failed"
 
     @property
@@ -274,8 +368,9 @@ class Cycle(Aggregate):
 
 class Experiment(Aggregate):
     """One fine-tuning run on a task's training data: Queued → Started → Stepped × n (Checkpointed) → Finished
-    → Verified → Kept | Discarded, or Failed at any point. A crash leaves it `running` with its last
-    checkpoint on record; `Started(resumed_from=step)` continues it from there (`handlers.experiments`).
+    → Verified → Kept | Discarded, or Pruned or Failed while queued or running. A crash leaves it `running` with
+    its last checkpoint on record; `Started(resumed_from=step)` continues it from there (`handlers.experiments`).
+    Each command checks the phase (`IllegalTransition`).
 
     v2 of Queued, Started and Finished added fields (seed, trigger, data files; lease, resumed_from;
     metrics, artifact hashes); their upcasters fill them for events stored by v1.
@@ -330,15 +425,28 @@ class Experiment(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.phase = "running"
 
+    def _allow(self, command: str, *phases: str) -> None:
+        _require(f"experiment {self.key}", command, self.phase, phases)
+
     def started(self, device: str, lease: str = "", resumed_from: int = 0) -> None:
+        self._allow("Started", "queued", "running")  # running: resumed after a crash
         self.trigger_event(self.Started, device=device, lease=lease, resumed_from=resumed_from)
 
-    @event("Stepped")
     def stepped(self, step: int, loss: float, lr: float, tokens: int, seconds: float) -> None:
         """A summary of the steps since the previous one: mean training loss at `step`, tokens seen, wall time."""
+        self._allow("Stepped", "running")
+        self._stepped(step, loss, lr, tokens, seconds)
+
+    @event("Stepped")
+    def _stepped(self, step: int, loss: float, lr: float, tokens: int, seconds: float) -> None:
+        pass
+
+    def checkpointed(self, step: int, sha256: str) -> None:
+        self._allow("Checkpointed", "running")
+        self._checkpointed(step, sha256)
 
     @event("Checkpointed")
-    def checkpointed(self, step: int, sha256: str) -> None:
+    def _checkpointed(self, step: int, sha256: str) -> None:
         self.step = step
         self.checkpoint = sha256
 
@@ -362,29 +470,50 @@ class Experiment(Aggregate):
 
     def finished(self, metric: float, losses: list[float], duration_s: float, artifact: str | None,
                  metrics: dict[str, Any] | None = None, artifacts: dict[str, str] | None = None) -> None:
+        self._allow("Finished", "running")
         self.trigger_event(self.Finished, metric=metric, losses=losses, duration_s=duration_s, artifact=artifact,
                            metrics=dict(metrics or {}), artifacts=dict(artifacts or {}))
 
-    @event("Verified")
     def verified(self, cycle: str, decision: str, effect: float | None, reason: str) -> None:
         """The adapter ran the task on paired inputs against the task's model in cycle `cycle`."""
+        self._allow("Verified", "finished")
+        self._verified(cycle, decision, effect, reason)
+
+    @event("Verified")
+    def _verified(self, cycle: str, decision: str, effect: float | None, reason: str) -> None:
         self.phase = "verified"
 
-    @event("Pruned")
     def pruned(self, reason: str) -> None:
         """A sweep stopped this trial early: its held-out losses were significantly worse than the best's."""
+        self._allow("Pruned", "queued", "running")
+        self._pruned(reason)
+
+    @event("Pruned")
+    def _pruned(self, reason: str) -> None:
         self.phase = "pruned"
 
-    @event("Kept")
     def kept(self, reason: str) -> None:
+        self._allow("Kept", "verified")
+        self._kept(reason)
+
+    @event("Kept")
+    def _kept(self, reason: str) -> None:
         self.phase = "kept"
 
-    @event("Discarded")
     def discarded(self, reason: str) -> None:
+        self._allow("Discarded", "verified")
+        self._discarded(reason)
+
+    @event("Discarded")
+    def _discarded(self, reason: str) -> None:
         self.phase = "discarded"
 
-    @event("Failed")
     def failed(self, error: str) -> None:
+        self._allow("Failed", "queued", "running")
+        self._failed(error)
+
+    @event("Failed")
+    def _failed(self, error: str) -> None:
         self.phase = "failed"
 
     @property
@@ -395,7 +524,8 @@ class Experiment(Aggregate):
 class Finding(Aggregate):
     """Something detected that is not a score: an interface mismatch, a dead task, a data problem.
 
-    One aggregate per (kind, subject); it can be detected again after it resolved.
+    One aggregate per (kind, subject); it can be detected again after it resolved (and only then), resolved
+    only while open.
     """
 
     @staticmethod
@@ -410,12 +540,24 @@ class Finding(Aggregate):
         self.subject = subject
         self.open = True
 
-    @event("Redetected")
+    @property
+    def phase(self) -> str:
+        return "detected" if self.open else "resolved"
+
     def redetect(self, tasks: list[str], evidence: dict[str, Any]) -> None:
+        _require(f"finding {self.kind}:{self.subject}", "Redetected", self.phase, ("resolved",))
+        self._redetect(tasks, evidence)
+
+    @event("Redetected")
+    def _redetect(self, tasks: list[str], evidence: dict[str, Any]) -> None:
         self.open = True
 
-    @event("Resolved")
     def resolve(self, by_cycle: str | None, reason: str) -> None:
+        _require(f"finding {self.kind}:{self.subject}", "Resolved", self.phase, ("detected",))
+        self._resolve(by_cycle, reason)
+
+    @event("Resolved")
+    def _resolve(self, by_cycle: str | None, reason: str) -> None:
         self.open = False
 
 
@@ -473,7 +615,10 @@ class Judge(Aggregate):
 
 class Audit(Aggregate):
     """One audit of a task's regression: where its score dropped, every change in that window, the bisect
-    steps that named the culprit, and the revert."""
+    steps that named the culprit, and the revert.
+
+    Phases: opened → bisecting → concluded | failed; a kept revert makes it reverted, after which no other
+    revert is recorded (a revert that was not kept leaves the phase as it was)."""
 
     @staticmethod
     def create_id(key: str) -> UUID:
@@ -493,24 +638,44 @@ class Audit(Aggregate):
         self.suspect = suspect
         self.culprit: int | None = None
 
-    @event("Bisected")
+    def _allow(self, command: str, *phases: str) -> None:
+        _require(f"audit {self.key}", command, self.phase, phases)
+
     def bisected(
         self, step: int, tested: int, good: int, bad: int, verdict: str, effect: float, interval: list[float],
         rule: dict[str, Any], detail: dict[str, Any],
     ) -> None:
         """One step: the vault as of change #`tested` against the state before the window; `verdict` regressed |
         fine; `good`/`bad` the bracket after this step (indices into the window's changes, −1 = before them)."""
+        self._allow("Bisected", "opened", "bisecting")
+        self._bisected(step, tested, good, bad, verdict, effect, interval, rule, detail)
+
+    @event("Bisected")
+    def _bisected(self, step: int, tested: int, good: int, bad: int, verdict: str, effect: float,
+                  interval: list[float], rule: dict[str, Any], detail: dict[str, Any]) -> None:
         self.phase = "bisecting"
 
-    @event("Concluded")
     def concluded(self, culprit: int | None, verdict: str, reason: str) -> None:
+        self._allow("Concluded", "opened", "bisecting")
+        self._concluded(culprit, verdict, reason)
+
+    @event("Concluded")
+    def _concluded(self, culprit: int | None, verdict: str, reason: str) -> None:
         self.phase = "concluded"
         self.culprit = culprit
 
-    @event("Reverted")
     def reverted(self, cycle: str, outcome: str, reason: str) -> None:
+        self._allow("Reverted", "opened", "bisecting", "concluded", "failed")
+        self._reverted(cycle, outcome, reason)
+
+    @event("Reverted")
+    def _reverted(self, cycle: str, outcome: str, reason: str) -> None:
         self.phase = "reverted" if outcome == "kept" else self.phase
 
-    @event("Failed")
     def failed(self, error: str) -> None:
+        self._allow("Failed", "opened", "bisecting")
+        self._failed(error)
+
+    @event("Failed")
+    def _failed(self, error: str) -> None:
         self.phase = "failed"

@@ -193,6 +193,7 @@ def missing_sections(text: str, sections: Sequence[str]) -> list[str]:
 
 
 _LIST_MARK = re.compile(r"^\s*(?:[-*+>]|\d+[.)])\s+")
+_TABLE_RULE = re.compile(r"^\s*\|?(?:\s*:?-+:?\s*\|)+\s*(?::?-+:?\s*)?$")  # |---|:--:| under a header row
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)
 COPY_MIN_CHARS, COPY_MIN_WORDS = 24, 4  # a copied line must be this long to be more than a common phrase
 
@@ -206,9 +207,12 @@ def find_copied_lines(output: str, prompt_text: str, context: str = "") -> list[
     context does not: the model reproduced its instructions instead of the day's data."""
     prompt, data = _flat(prompt_text), _flat(context)
     copied: list[str] = []
-    for line in output.splitlines():
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
         if _HEADING.match(line):
             continue  # required headings are structure, not a copied example
+        if _TABLE_RULE.match(line) or (i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1])):
+            continue  # a table's header row and rule are its format too
         flat = _flat(_LIST_MARK.sub("", line).strip("*_`\"' "))
         if len(flat) < COPY_MIN_CHARS or len(flat.split()) < COPY_MIN_WORDS:
             continue

@@ -20,17 +20,24 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 from adapters.atomic import HashConflict, PathEscape, Step, apply_files, safe_path, sha256_file
-from adapters.git import repo_root
-from adapters.workspace import ShadowWorkspace
 from domain.config import VaultConfig
 from domain.delta import Delta, FileEdit, unified_diff
-from handlers.apply_journal import ApplyPlan, ChangeRecord, GitPlan, commit_plan, record_plan, task_versions
+from handlers.apply_journal import (
+    ApplyPlan,
+    ChangeRecord,
+    GitPlan,
+    RecordStore,
+    apply_root,
+    commit_plan,
+    record_plan,
+    task_versions,
+)
 from handlers.executable import code_paths
 from handlers.judge_guard import judge_problems
-from handlers.verify import load_config_text
+from handlers.ports import Outside
+from handlers.verify_delta import load_config_text
 from projections.globs import matches
 
 
@@ -38,27 +45,11 @@ class OutOfScope(ValueError):
     """The delta touches a path it may not: outside the vault, or not editable."""
 
 
-class ChangeStore(Protocol):
-    events: Any
-
-    def batch(self) -> Any: ...
-
-    def get_task(self, name: str) -> Any: ...
-
-    def get_cycle(self, key: str) -> Any: ...
-
-
 @dataclass(frozen=True)
 class Applied:
     hashes: dict[str, str | None]  # path as in the delta -> new sha256 (None: deleted)
     commit: str | None
     commit_error: str | None = None  # the files were written, git refused the commit (said in the cycle's result)
-
-
-def apply_root(config: VaultConfig) -> Path:
-    """Where the journal lives: the vault root, or the folder holding both it and vault.yml."""
-    root, cfg_dir = config.root.resolve(), config.source.resolve().parent
-    return Path(os.path.commonpath([root, cfg_dir]))
 
 
 def edit_location(config: VaultConfig, edit: FileEdit) -> Path:
@@ -124,24 +115,25 @@ def split_edits(delta: Delta) -> tuple[dict[str, str | None], str | None]:
     return files, config_text
 
 
-def check_candidate_config(delta: Delta, config: VaultConfig, env: Mapping[str, str],
+def check_candidate_config(delta: Delta, config: VaultConfig, env: Mapping[str, str], outside: Outside,
                            on_step: Step | None = None) -> None:
     """A vault.yml edit must still validate with the delta's other files in place (ConfigError otherwise)."""
     files, config_text = split_edits(delta)
     if config_text is None:
         return
-    with ShadowWorkspace.create(config.root) as ws:
+    with outside.workspaces(config.root) as ws:
         if on_step is not None:
             on_step("shadow")
         ws.overlay(files)
-        load_config_text(config_text, config, ws.root, env)
+        load_config_text(config_text, config, ws.root, env, load=outside.load_config)
 
 
 def apply_delta(
     delta: Delta,
     config: VaultConfig,
-    store: ChangeStore,
+    store: RecordStore,
     cycle: str,
+    outside: Outside,
     *,
     env: Mapping[str, str] | None = None,
     git: bool = True,
@@ -150,7 +142,8 @@ def apply_delta(
 ) -> Applied:
     """Write the delta to the live vault and record it. Raises OutOfScope, HashConflict or ConfigError and writes
     nothing then; an error while writing rolls the written files back; an error while recording leaves the
-    journal for the next recovery (the files stay new). `on_step(name)` is called at every step."""
+    journal for the next recovery (the files stay new). `outside` gives the shadow that validates a vault.yml
+    edit and the git that commits (`git=False`: no commit). `on_step(name)` is called at every step."""
     problems = scope_problems(delta, config)
     if problems:
         raise OutOfScope("; ".join(problems))
@@ -160,8 +153,8 @@ def apply_delta(
         actual = sha256_file(path)
         if actual != edit.before_hash:
             raise HashConflict(edit.path, edit.before_hash, actual)
-    check_candidate_config(delta, config, env or {}, on_step)
-    plan = apply_plan(delta, config, store, cycle, repo_root(config.root) if git else None, root)
+    check_candidate_config(delta, config, env or {}, outside, on_step)
+    plan = apply_plan(delta, config, store, cycle, outside.git.repo_root(config.root) if git else None, root)
     rel_of = {e.path: edit_location(config, e).relative_to(root).as_posix() for e in delta.edits}
     changes = {rel_of[e.path]: (e.before_hash, e.after) for e in delta.edits}
     outcome: dict[str, str | None] = {}
@@ -169,7 +162,7 @@ def apply_delta(
     step = on_step or (lambda _name: None)
 
     def finish(_written: dict[str, str | None]) -> None:
-        outcome["commit"], outcome["error"] = commit_plan(plan, root)
+        outcome["commit"], outcome["error"] = commit_plan(plan, root, outside.git)
         step("committed-git")
         record_plan(store, plan, outcome["commit"])
         step("recorded")
@@ -179,7 +172,7 @@ def apply_delta(
     return Applied(hashes, outcome.get("commit"), outcome.get("error"))
 
 
-def apply_plan(delta: Delta, config: VaultConfig, store: ChangeStore, cycle: str, repo: Path | None,
+def apply_plan(delta: Delta, config: VaultConfig, store: RecordStore, cycle: str, repo: Path | None,
                root: Path) -> ApplyPlan:
     """What the apply must record: a Changed per file and task (diffs against the live texts), the cycle's Kept,
     the git commit."""

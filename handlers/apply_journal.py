@@ -6,7 +6,7 @@ tell whether the events were recorded: they are the Changed events after those v
 to make. The events are recorded in one `save()` after the files (and the commit) — so a kill at any step
 leaves either a journal to finish, or the whole record.
 
-`recover_applies(root, store)` runs in `bootstrap`, so in every command that opens the vault: per journal no
+`recover_applies(root, store, git)` runs in `bootstrap`, so in every command that opens the vault: per journal no
 live process holds, an uncommitted one is dropped (nothing was touched); a committed one whose events are
 on record is dropped; otherwise its files are rolled forward and its events recorded — or, when a file was
 edited since the kill, every file is rolled back and the cycle fails with a one-line reason. Never half.
@@ -14,26 +14,38 @@ edited since the kill, every file is rolled back and the cycle fails with a one-
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from adapters.atomic import Journal, Recovery, open_journals, settle, sweep_lock_files
-from adapters.git import GitError, commit_paths, find_commit
+from adapters.git import GitError
 from domain import ids
 from domain.aggregates import Task
+from handlers.ports import Git
+
+if TYPE_CHECKING:
+    from domain.config import VaultConfig
 
 log = structlog.get_logger("autovault.apply")
 CHANGED: Any = Task.Changed  # type: ignore[attr-defined]
 
 
+def apply_root(config: VaultConfig) -> Path:
+    """Where the journal lives: the vault root, or the folder holding both it and vault.yml."""
+    root, cfg_dir = config.root.resolve(), config.source.resolve().parent
+    return Path(os.path.commonpath([root, cfg_dir]))
+
+
 class RecordStore(Protocol):
     """What recording and recovering an apply needs from the event store."""
 
-    events: Any
+    @property
+    def events(self) -> Any: ...
 
     def batch(self) -> Any: ...
 
@@ -101,17 +113,17 @@ def task_versions(store: RecordStore, tasks: Sequence[str]) -> dict[str, int]:
     return out
 
 
-def commit_plan(plan: ApplyPlan, root: Path, *, recovering: bool = False) -> tuple[str | None, str | None]:
+def commit_plan(plan: ApplyPlan, root: Path, git: Git, *, recovering: bool = False) -> tuple[str | None, str | None]:
     """(commit, error): commit the applied files; a recovery first looks for the commit a killed apply made."""
     if plan.git is None:
         return None, None
     repo = root / plan.git.repo
     try:
         if recovering:
-            found = find_commit(repo, plan.git.needle)
+            found = git.find_commit(repo, plan.git.needle)
             if found is not None:
                 return found, None
-        return commit_paths(repo, [root / p for p in plan.git.paths], plan.git.message), None
+        return git.commit_paths(repo, [root / p for p in plan.git.paths], plan.git.message), None
     except GitError as e:  # the files are written: a failed commit must not unkeep them
         return None, " ".join(str(e).split())[:300]
 
@@ -127,6 +139,9 @@ def record_plan(store: RecordStore, plan: ApplyPlan, commit: str | None) -> None
 
         def kept(cycle: Any) -> int | None:
             if cycle.phase == "kept":
+                return None
+            if not cycle.kept_verdict:  # another writer ended the cycle first; the files changed all the same
+                log.warning("files applied but the cycle's Kept is refused", cycle=plan.cycle, phase=cycle.phase)
                 return None
             cycle.kept(applied_hashes=hashes, commit=commit)
             return int(cycle.version)
@@ -175,8 +190,10 @@ class RecoveryReport:
         return out
 
 
-def recover_applies(root: Path, store: RecordStore, *, on_written: Callable[[str], None] | None = None) -> RecoveryReport:
-    """Settle every journal under `root` that no live process holds (see the module docstring)."""
+def recover_applies(root: Path, store: RecordStore, git: Git, *,
+                    on_written: Callable[[str], None] | None = None) -> RecoveryReport:
+    """Settle every journal under `root` that no live process holds (see the module docstring); `git` finds or
+    makes the commit of an apply killed before it committed."""
     report = RecoveryReport()
     with open_journals(root) as journals:
         for journal in journals:
@@ -185,7 +202,7 @@ def recover_applies(root: Path, store: RecordStore, *, on_written: Callable[[str
                 settle(journal, report.files)
                 continue
             try:
-                _settle_plan(journal, plan, store, report, on_written)
+                _settle_plan(journal, plan, store, git, report, on_written)
             except Exception as e:
                 log.warning("interrupted apply not settled; retried by the next command", journal=journal.path.name,
                             error=f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
@@ -196,7 +213,7 @@ def recover_applies(root: Path, store: RecordStore, *, on_written: Callable[[str
     return report
 
 
-def _settle_plan(journal: Journal, plan: ApplyPlan, store: RecordStore, report: RecoveryReport,
+def _settle_plan(journal: Journal, plan: ApplyPlan, store: RecordStore, git: Git, report: RecoveryReport,
                  on_written: Callable[[str], None] | None) -> None:
     if plan_recorded(store, plan):
         journal.close(remove=True)
@@ -211,7 +228,7 @@ def _settle_plan(journal: Journal, plan: ApplyPlan, store: RecordStore, report: 
         report.rolled_back.append(plan.label)
         return
     journal.roll_forward(on_written=on_written)
-    commit, _ = commit_plan(plan, journal.base, recovering=True)
+    commit, _ = commit_plan(plan, journal.base, git, recovering=True)
     record_plan(store, plan, commit)
     journal.close(remove=True)
     report.finished.append(plan.label)

@@ -20,11 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.config_loader import ConfigError
 from domain.acceptance import decide
 from domain.aggregates import Audit
 from handlers.audit import AuditDeps, AuditReport, task_changes, vault_at
 from handlers.rebuild import RebuildError, VaultAt
-from handlers.verify import Arm, ConfigError, Verification, VerifyDeps, candidate_arm, verify
+from handlers.verify import Verification, candidate_arm, verify
+from handlers.verify_arms import Arm
+from handlers.verify_deps import VerifyDeps
 from projections.changes import Change
 
 

@@ -25,6 +25,7 @@ from adapters.backends.base import Health
 from adapters.yaml_edit import get_value
 from domain.aggregates import Cycle
 from domain.delta_codec import delta_from_json
+from handlers.diagnose_deps import DiagnoseDeps
 
 CODER = re.compile(r"(?:coder|codellama|codegemma|codestral|starcoder|codeqwen|deepseek-code)", re.IGNORECASE)
 PASSING = 0.5  # a model whose runs pass the contract at least this often has a good history here
@@ -89,7 +90,7 @@ MODEL_SIGNATURES = frozenset({"format_miss", "wrong_model", "identical_across_da
 
 
 def for_evidence(task: str, config: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]],
-                 signatures: Iterable[Any], deps: Any) -> tuple[dict[str, Any], ...]:
+                 signatures: Iterable[Any], deps: DiagnoseDeps) -> tuple[dict[str, Any], ...]:
     """The ranked pool for an evidence pack, probed and checked against earlier cycles; () unless a model
     signature is open and the task has a pool (probing costs requests)."""
     names = {getattr(s, "name", s) for s in signatures}
@@ -99,13 +100,11 @@ def for_evidence(task: str, config: Mapping[str, Any], stats: Mapping[str, Mappi
     for s in signatures:
         if getattr(s, "name", "") == "wrong_model":
             bad |= {str(m) for m in (getattr(s, "evidence", {}) or {}).get("bad") or []}
-    store = getattr(deps, "store", None)
     try:
-        tried = tried_models(store, task) if store is not None else {}
+        tried = deps.cycles.swapped_models(task) if deps.cycles is not None else {}
     except Exception:  # the history filter is a refinement: an unreadable store leaves the pool whole
         tried = {}
-    models = getattr(deps, "models", None)
-    probe = getattr(models, "probe", None)
+    probe = deps.models.probe if deps.models is not None else None
     return tuple(c.as_dict() for c in rank(config, stats, bad=bad, tried=tried, probe=probe))
 
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.sandbox import Confinement, SandboxUnavailable, confined
+from adapters.sandbox import SandboxUnavailable
 from adapters.subprocesses import script_argv, script_env
+from handlers.ports import Confine, Confinement
 
 RATIO = 0.75  # the candidate must take at most this share of the baseline's CPU on a pair to count for it
 ALPHA = 0.05  # one-sided sign test
@@ -65,15 +66,15 @@ def sign_p(wins: int, n: int) -> float:
     return math.fsum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n if n else 1.0
 
 
-def collector_cpu(root: Path, command: str, *, day: str, task: str, timeout: float,
+def collector_cpu(root: Path, command: str, *, day: str, task: str, timeout: float, confine: Confine,
                   base_env: Mapping[str, str], passthrough: tuple[str, ...] = ()) -> float | None:
     """CPU seconds of one collector run (its output discarded); None when it fails or times out. It runs in a
-    shadow, so it is sandboxed like every shadow run: writes only there, no network."""
+    shadow, so it is sandboxed (`confine`) like every shadow run: writes only there, no network."""
     argv, _, _ = script_argv(root, command)
     env = script_env(base_env, {"VAULT_ROOT": str(root), "AUTOVAULT_TASK": task, "AUTOVAULT_DATE": day,
                                 "AUTOVAULT_RUN_ID": f"cost-{day}"}, passthrough)
     try:
-        with confined(env, Confinement((root,))) as (run_env, preexec):
+        with confine(env, Confinement((root,))) as (run_env, preexec):
             return _cpu(argv, root, run_env, timeout, preexec)
     except (SandboxUnavailable, subprocess.SubprocessError):
         return None
@@ -101,8 +102,8 @@ def _cpu(argv: list[str], root: Path, env: dict[str, str], timeout: float,
 
 
 def compare_collectors(base: tuple[Path, str], cand: tuple[Path, str], days: Sequence[str], *, task: str,
-                       timeout: float, base_env: Mapping[str, str], passthrough: tuple[str, ...] = (),
-                       pairs: int = PAIRS) -> CollectorCost:
+                       timeout: float, confine: Confine, base_env: Mapping[str, str],
+                       passthrough: tuple[str, ...] = (), pairs: int = PAIRS) -> CollectorCost:
     """`pairs` interleaved runs of both collectors (root, command) over `days` in turn; failed pairs are left out."""
     b_cpu: list[float] = []
     c_cpu: list[float] = []
@@ -110,7 +111,7 @@ def compare_collectors(base: tuple[Path, str], cand: tuple[Path, str], days: Seq
     for i in range(pairs if days else 0):
         day = days[i % len(days)]
         order = (base, cand) if i % 2 == 0 else (cand, base)
-        got = [collector_cpu(root, cmd, day=day, task=task, timeout=timeout, base_env=base_env,
+        got = [collector_cpu(root, cmd, day=day, task=task, timeout=timeout, confine=confine, base_env=base_env,
                              passthrough=passthrough) for root, cmd in order]
         first, second = got
         b, c = (first, second) if i % 2 == 0 else (second, first)

@@ -113,12 +113,16 @@ def _header(lines: list[tuple[int, str]]) -> bool:
 
 
 def coverage(context: str, files: Mapping[str, str]) -> list[InputCoverage]:
+    """Per input file, its items that reached the context. A line that several input files hold (a heading every
+    report starts with, a stock sentence) says nothing about which file passed: only a file's own lines count."""
     flat = "\n".join(norm(line) for line in context.splitlines())
     ctx_lines = [line for line in flat.splitlines() if line]
+    holders = Counter(s for text in files.values() for s in {norm(line) for line in text.splitlines()})
     out = []
     for path, text in sorted(files.items()):
         lines = text.splitlines()
-        items = [(i, norm(line)) for i, line in enumerate(lines) if len(norm(line)) >= MIN_ITEM_CHARS]
+        items = [(i, norm(line)) for i, line in enumerate(lines)
+                 if len(norm(line)) >= MIN_ITEM_CHARS and holders[norm(line)] == 1]
         if _header(items):
             items = items[1:]
         if len(items) < 2:

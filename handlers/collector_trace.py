@@ -12,9 +12,10 @@ Python it is written in.
   (else estimated at 4 characters per token and labelled so), does not fit num_ctx with num_predict.
 `measure(task, deps)` gives the numbers behind them (and the sized fixes) for the evidence pack.
 
-Measuring runs the collector as it is on disk, never code a proposal adds. deps: `config`, and optionally
-`history` (recent runs, for the starving symptom), `models` (tokenizer, context window), `env`, `runner`.
-Results are cached per process until the vault's files or the task's config change.
+Measuring runs the collector as it is on disk, never code a proposal adds. deps: a `DiagnoseDeps`: `config`,
+`history` (recent runs, for the starving symptom), and where given `models` (tokenizer, context window), `env`,
+`runner`.
+Results are cached per process until the task's config, the day or a file the measurement read changes.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 from adapters.process_trace import Call, TracedRun, trace_script
 from adapters.sandbox import Confinement, SandboxUnavailable
 from adapters.subprocesses import script_env
-from adapters.workspace import DEFAULT_EXCLUDE, ShadowWorkspace, WorkspaceTooLarge
+from adapters.workspace import DEFAULT_EXCLUDE, WorkspaceTooLarge
 from domain.checks import count_blocks
 from domain.config import TaskConfig, VaultConfig
 from domain.render import render_prompt
@@ -58,7 +59,11 @@ from handlers.collector_measure import (
     trims,
     widen,
 )
+from handlers.diagnose_deps import DiagnoseDeps
+from handlers.evidence import SignatureNote
+from handlers.ports import Workspace, Workspaces
 from handlers.shell_syntax import Script, parse
+from handlers.since_change import current_history
 from projections import globs
 
 CHARS_PER_TOKEN = 4  # the estimate where the model's backend has no tokenizer
@@ -144,29 +149,63 @@ class CollectorMeasure:
 
 # ---- running the collector -------------------------------------------------------------------------------
 
-_CACHE: OrderedDict[str, CollectorMeasure] = OrderedDict()
+Stamp = tuple[tuple[str, str], ...]  # (vault-relative path, what it holds) of what a measurement read
+HASHED = 1 << 20  # files up to this size are compared by content, larger ones by mtime and size
+
+_CACHE: OrderedDict[str, tuple[CollectorMeasure, Stamp]] = OrderedDict()
 _LOCK = threading.Lock()  # one measurement at a time: they share the cache and the shadow copy
-_SHADOWS: dict[Path, tuple[str, ShadowWorkspace]] = {}  # live root -> (the tree it copies, the copy)
+_SHADOWS: dict[Path, tuple[str, Workspace]] = {}  # live root -> (the tree it copies, the copy)
 
 
-def measure(task: str, deps: Any) -> CollectorMeasure | None:
-    """The task's collector, run traced in a shadow copy and measured (None: the task has no collector)."""
+def measure(task: str, deps: DiagnoseDeps) -> CollectorMeasure | None:
+    """The task's collector, run traced in a shadow copy and measured (None: the task has no collector). Kept until
+    the task's config or the day changes, or a file it depends on: its script, its prompt, every file its calls
+    named, its code names or its inputs declare, and the folders holding them (a file added where it lists)."""
     cfg: VaultConfig = deps.config
     tc = cfg.task(task)
     if not tc.collect:
         return None
     with _LOCK:
-        tree = tree_signature(cfg.root)
-        key = hashlib.sha256(f"{cfg.root}\0{task}\0{tc.model_dump_json()}\0{dt.date.today()}\0{tree}".encode())
-        hit = _CACHE.get(key.hexdigest())
-        if hit is not None:
-            _CACHE.move_to_end(key.hexdigest())
-            return hit
-        found = _measure(task, tc, cfg, deps, tree)
-        _CACHE[key.hexdigest()] = found
+        key = hashlib.sha256(f"{cfg.root}\0{task}\0{tc.model_dump_json()}\0{dt.date.today()}".encode()).hexdigest()
+        held = _CACHE.get(key)
+        if held is not None and stamp(cfg.root, [p for p, _ in held[1]]) == held[1]:
+            _CACHE.move_to_end(key)
+            return held[0]
+        found, read = _measure(task, tc, cfg, deps, tree_signature(cfg.root))
+        _CACHE[key] = (found, stamp(cfg.root, [found.script, tc.prompt, *read, *_glob_roots(tc)]))
+        _CACHE.move_to_end(key)
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
         return found
+
+
+def stamp(root: Path, rels: list[str]) -> Stamp:
+    """What each path and the folder holding it hold now, in a stable order: a file's content hash (mtime and
+    size when large), a folder's entry names, "-" when missing."""
+    paths = {r for r in rels if r} | {Path(r).parent.as_posix() for r in rels if r}
+    return tuple((rel, _held(root / rel)) for rel in sorted(paths))
+
+
+def _held(path: Path) -> str:
+    try:
+        if path.is_dir():
+            return hashlib.sha256("\0".join(sorted(os.listdir(path))).encode()).hexdigest()
+        st = path.stat()
+        if st.st_size > HASHED:
+            return f"{st.st_mtime_ns}:{st.st_size}"
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return "-"
+
+
+def _glob_roots(tc: TaskConfig) -> list[str]:
+    """The folder part of each declared input glob (where a new input file would appear)."""
+    out = []
+    for pattern in tc.inputs:
+        fixed = re.split(r"[*?\[{]", pattern, maxsplit=1)[0]
+        out.append(fixed.rsplit("/", 1)[0] if "/" in fixed else ".")
+    return out
 
 
 def tree_signature(root: Path) -> str:
@@ -182,14 +221,14 @@ def tree_signature(root: Path) -> str:
     return h.hexdigest()
 
 
-def _shadow(root: Path, tree: str) -> ShadowWorkspace:
+def _shadow(root: Path, tree: str, workspaces: Workspaces) -> Workspace:
     """A shadow copy of the vault as it is now, shared by measurements until the vault (or the copy) changes."""
     held = _SHADOWS.get(root)
     if held is not None and held[0] == tree:
         return held[1]
     if held is not None:
         held[1].cleanup()
-    ws = ShadowWorkspace.create(root)
+    ws = workspaces(root)
     if not _SHADOWS:
         atexit.register(_drop_shadows)
     _SHADOWS[root] = (tree, ws)
@@ -202,25 +241,30 @@ def _drop_shadows() -> None:
     _SHADOWS.clear()
 
 
-def _measure(task: str, tc: TaskConfig, cfg: VaultConfig, deps: Any, tree: str) -> CollectorMeasure:
+def _measure(task: str, tc: TaskConfig, cfg: VaultConfig, deps: DiagnoseDeps,
+             tree: str) -> tuple[CollectorMeasure, list[str]]:
+    """The measurement, and the vault files it read."""
     command = tc.collect or ""
     rel = shlex.split(command)[0] if command.strip() else ""
     try:
         text = (cfg.root / rel).read_text(encoding="utf-8", errors="replace")
     except OSError as e:
-        return CollectorMeasure(task, command, rel, "", False, f"cannot read {rel}: {e.strerror or e}", "", 0, 0.0)
+        return CollectorMeasure(task, command, rel, "", False, f"cannot read {rel}: {e.strerror or e}", "", 0,
+                                0.0), []
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     day = dt.date.today().isoformat()
-    runner = getattr(deps, "runner", None)
-    base_env = getattr(deps, "env", None) or getattr(runner, "base_env", None) or os.environ
+    runner = deps.runner
+    base_env = deps.env or (runner.base_env if runner is not None else None) or os.environ
+    passthrough = runner.env_passthrough if runner is not None else ()
     env = script_env(base_env, {"VAULT_ROOT": "", "AUTOVAULT_TASK": task, "AUTOVAULT_DATE": day,
-                                "AUTOVAULT_RUN_ID": f"trace-{day}"}, getattr(runner, "env_passthrough", ()))
+                                "AUTOVAULT_RUN_ID": f"trace-{day}"}, passthrough)
     try:
-        ws = _shadow(cfg.root, tree)
+        ws = _shadow(cfg.root, tree, deps.workspaces)
         env["VAULT_ROOT"] = str(ws.root)
         run = trace_script(ws.root, command, env=env, timeout=tc.timeout, output_cap=tc.output_cap,
                            confinement=Confinement((ws.root,)))  # like every shadow run: writes there only
-        files = _input_texts(ws.root, tc, run, rel, text)
+        read = _read_paths(ws.root, tc, run, rel, text)
+        files = _input_texts(ws.root, read)
         resolve = file_of_call(ws.root)
         forks = fork_count(run.calls, resolve, _loop_sizes(ws.root, tc, files, text, rel))
         prompt = _prompt(cfg, tc, deps)
@@ -235,16 +279,16 @@ def _measure(task: str, tc: TaskConfig, cfg: VaultConfig, deps: Any, tree: str) 
             _SHADOWS.pop(cfg.root, None)
             ws.cleanup()
     except SandboxUnavailable as e:
-        return CollectorMeasure(task, command, rel, sha, False, f"not measured: {e}", "", 0, 0.0, date=day)
+        return CollectorMeasure(task, command, rel, sha, False, f"not measured: {e}", "", 0, 0.0, date=day), []
     except (OSError, ValueError, WorkspaceTooLarge) as e:
         return CollectorMeasure(task, command, rel, sha, False, f"not measured: {type(e).__name__}: {e}", "", 0,
-                                0.0, date=day)
+                                0.0, date=day), []
     error = "" if run.ok else (f"timed out after {tc.timeout:g} s" if run.timed_out else
                                f"exited {run.returncode}: {run.stderr_tail or 'no stderr'}")
     selects = not python and bool(section_selectors(parse(text)))
     return CollectorMeasure(task, command, rel, sha, run.ok, error, run.stdout, len(run.calls), run.cpu_s, covered,
                             section_flow(run.stdout, files, prompt, text, selects), forks, size, widened, trimmed,
-                            date=day)
+                            date=day), read
 
 
 def _declared(root: Path, tc: TaskConfig) -> list[Path]:
@@ -266,7 +310,7 @@ def _loop_sizes(root: Path, tc: TaskConfig, files: dict[str, str], text: str, re
     return sizes
 
 
-def _input_texts(root: Path, tc: TaskConfig, run: TracedRun, script: str, text: str) -> dict[str, str]:
+def _read_paths(root: Path, tc: TaskConfig, run: TracedRun, script: str, text: str) -> list[str]:
     """Files the collector read: named by its calls, named in its code, declared as inputs (scripts excluded)."""
     resolve = file_of_call(root)
     named = [f for c in run.calls for a in c.args if (f := resolve(c, a)) is not None]
@@ -275,10 +319,15 @@ def _input_texts(root: Path, tc: TaskConfig, run: TracedRun, script: str, text: 
     in_code = [w for w in literal if (root / w).is_file()]
     declared = [p.relative_to(root).as_posix() for p in _declared(root, tc)]
     skip = {script, (tc.postprocess or "").split(" ")[0]}
+    return [rel for rel in dict.fromkeys([*named, *in_code, *declared]) if rel not in skip]
+
+
+def _input_texts(root: Path, read: list[str]) -> dict[str, str]:
+    """The texts of the files read (text files, at most MAX_FILES, each up to FILE_CHARS)."""
     out: dict[str, str] = {}
-    for rel in dict.fromkeys([*named, *in_code, *declared]):
-        if rel in skip or len(out) >= MAX_FILES:
-            continue
+    for rel in read:
+        if len(out) >= MAX_FILES:
+            break
         with contextlib.suppress(OSError), open(root / rel, encoding="utf-8", errors="replace") as fh:
             body = fh.read(FILE_CHARS)
             if "\0" not in body:
@@ -286,23 +335,20 @@ def _input_texts(root: Path, tc: TaskConfig, run: TracedRun, script: str, text: 
     return out
 
 
-def _prompt(cfg: VaultConfig, tc: TaskConfig, deps: Any) -> str:
-    read = getattr(deps, "read_vault_text", None)
-    if callable(read):
-        return str(read(tc.prompt))
-    path = cfg.root / tc.prompt
-    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+def _prompt(cfg: VaultConfig, tc: TaskConfig, deps: DiagnoseDeps) -> str:
+    return deps.read_vault_text(tc.prompt)
 
 
 # ---- sizes --------------------------------------------------------------------------------------------------
 
 
-def _size(tc: TaskConfig, cfg: VaultConfig, deps: Any, template: str, context: str, day: str) -> PromptSize | None:
+def _size(tc: TaskConfig, cfg: VaultConfig, deps: DiagnoseDeps, template: str, context: str,
+          day: str) -> PromptSize | None:
     if not template:
         return None
     prompt = render_prompt(template, context, day, append_missing=True, append_inputs=False)
     empty = render_prompt(template, "", day, append_missing=True, append_inputs=False)
-    models = getattr(deps, "models", None)
+    models = deps.models
     tokens = models.count_tokens(tc.model, prompt) if models is not None else None
     bare = models.count_tokens(tc.model, empty) if tokens is not None and models is not None else None
     if tokens is not None and bare is not None:
@@ -382,15 +428,13 @@ def _limit_for(cov: InputCoverage, limits: list[Limit], script: Script | None, r
 # ---- signatures -----------------------------------------------------------------------------------------------
 
 
-def collector_signatures(task: str, deps: Any) -> list[Any]:
-    """The task's measured collector signatures, as `handlers.diagnose.SignatureNote`s ([] without a collector)."""
-    from handlers.diagnose import SignatureNote  # the evidence record diagnosis builds from these
-
+def collector_signatures(task: str, deps: DiagnoseDeps) -> list[SignatureNote]:
+    """The task's measured collector signatures ([] without a collector)."""
     m = measure(task, deps)
     if m is None:
         return []
     base = {"script": m.script, "measured": "collector run traced in a shadow copy", "date": m.date}
-    notes: list[Any] = []
+    notes: list[SignatureNote] = []
     said = _starving_said(task, deps)
     starved = [c for c in m.coverage if c.starved]
     if starved and said is not None:
@@ -430,7 +474,7 @@ def collector_signatures(task: str, deps: Any) -> list[Any]:
     return notes
 
 
-def collector_evidence(task: str, deps: Any) -> tuple[list[Any] | None, dict[str, Any]]:
+def collector_evidence(task: str, deps: DiagnoseDeps) -> tuple[list[SignatureNote] | None, dict[str, Any]]:
     """(the measured signatures, the measurements) for an evidence pack: ([], {}) without a collector, (None, …)
     when the collector could not be measured (the caller may fall back to reading the script)."""
     m = measure(task, deps)
@@ -441,13 +485,10 @@ def collector_evidence(task: str, deps: Any) -> tuple[list[Any] | None, dict[str
     return collector_signatures(task, deps), m.as_dict()
 
 
-def _starving_said(task: str, deps: Any) -> str | None:
+def _starving_said(task: str, deps: DiagnoseDeps) -> str | None:
     """The task's runs since its last kept change saying they had too little to work with (the newest run, or half
-    of them), or writing fewer blocks than the contract asks while following its format; None otherwise."""
-    from handlers.diagnose import current_history  # runs made before a kept change ran on files that are gone
-
-    if getattr(deps, "history", None) is None:
-        return None
+    of them), or writing fewer blocks than the contract asks while following its format; None otherwise. Runs made
+    before a kept change ran on files that are gone."""
     views = current_history(deps, task).views(task, 8)
     said = [m.group(0) if (m := STARVING.search(v.output[:SAID_CHARS])) else None for v in views]
     if said and (said[-1] or 2 * sum(1 for x in said if x) >= len(said)):

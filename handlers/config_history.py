@@ -86,12 +86,24 @@ def _current(store: ConfigStore) -> Vault | None:
     return found if isinstance(found, Vault) else None
 
 
-def record_config(store: ConfigStore, config: VaultConfig, vault_yml: str | None, read_text: ReadText) -> bool:
-    """A `Vault.Configured`/`Reconfigured` when vault.yml or a section changed since the last one on record;
-    True when an event was recorded. Nothing is written when nothing changed."""
+def task_config_hash(config: VaultConfig, name: str) -> str:
+    """What a task's `Registered`/`Reconfigured` event records: the hash of its block as loaded."""
+    return sha256_text(config.tasks[name].model_dump_json())
+
+
+def config_hashes(config: VaultConfig, vault_yml: str | None, read_text: ReadText
+                  ) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(vault.yml's text hash, each section's hash, each section's text): what a `Vault` event records."""
     texts = section_texts(config, vault_yml, read_text)
     sections = {name: sha256_text(text) for name, text in texts.items()}
     text_hash = sha256_text(vault_yml) if vault_yml is not None else sections["file" if "file" in sections else "paths"]
+    return text_hash, sections, texts
+
+
+def record_config(store: ConfigStore, config: VaultConfig, vault_yml: str | None, read_text: ReadText) -> bool:
+    """A `Vault.Configured`/`Reconfigured` when vault.yml or a section changed since the last one on record;
+    True when an event was recorded. Nothing is written when nothing changed."""
+    text_hash, sections, texts = config_hashes(config, vault_yml, read_text)
     now = _current(store)
     if now is not None and now.text_hash == text_hash and now.sections == sections:
         return False

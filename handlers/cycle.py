@@ -13,9 +13,12 @@ and the whole of it is stored as a JSON blob whose hash the `Diagnosed` event ca
 A proposal is rejected (a `Rejected` event, never applied) when it is out of scope (escape, not editable,
 or it would change how the vault is judged: `handlers.judge_guard`), a no-op, made against files that changed
 since, carries an invalid vault.yml, or has a content hash that was already verified in any earlier cycle
-(`verified_hashes`: a delta is never verified twice). The first
+and the same baseline (`CycleFacts.verified_in`, `handlers.baseline`: a delta is never verified twice against
+what it was made against). The first
 acceptable delta is `Proposed`; the whole delta (with the texts it was made against) goes to the blob table.
-Any exception ends the cycle as `Failed` with a one-line error.
+Any exception ends the cycle as `Failed` with a one-line error — except a refusal of the cycle aggregate
+(`IllegalTransition`): another process recorded the cycle's outcome first, so this one records nothing and says
+so (outcome `superseded`).
 """
 
 from __future__ import annotations
@@ -28,15 +31,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from eventsourcing.utils import get_topic
+from typing import Any, Protocol
 
 from adapters.atomic import HashConflict, sha256_file
 from adapters.config_loader import ConfigError
-from adapters.eventstore import VaultStore
-from adapters.git import merge3
-from domain.aggregates import Cycle
+from domain.aggregates import Cycle, IllegalTransition
 from domain.delta import Delta, FileEdit, delta_diff
 from domain.delta_codec import delta_from_json, delta_json
 from handlers.apply import (
@@ -49,21 +48,39 @@ from handlers.apply import (
     split_edits,
     stale_paths,
 )
-from handlers.verify import Arm, Verification, VerifyDeps, candidate_arm, verify
+from handlers.baseline import baseline_hash
+from handlers.diagnose_deps import DiagnoseDeps
+from handlers.ports import EventStore, Git, Outside
+from handlers.verify import Verification, candidate_arm, verify
+from handlers.verify_arms import Arm
 from handlers.verify_data import is_data_delta, verify_data
+from handlers.verify_deps import VerifyDeps
 
 Evidence = Any
 Proposer = Callable[[Evidence], list[Delta]]
 Diagnose = Callable[[str], Evidence]
 
 
+class CycleFacts(Protocol):
+    """What the cycle asks of the history of all cycles (`projections.cycle_facts` answers)."""
+
+    def verified_in(self, delta_hash: str, baseline: str | None) -> str | None:
+        """The key of a cycle that verified this delta made against this baseline (None: none did)."""
+
+    def noise_floor(self, key: str) -> float | None:
+        """The latest noise floor recorded under a baseline key."""
+
+
 @dataclass
 class CycleDeps:
-    store: VaultStore
+    store: EventStore
     verify: VerifyDeps
     diagnose: Diagnose
     proposers: Sequence[tuple[str, Proposer]]
-    git: bool = True
+    facts: CycleFacts
+    outside: Outside  # shadows and config loading for an apply's checks, git for its commit and for rebasing
+    reading: Callable[[], DiagnoseDeps]  # what a diagnosis reads now (the loop's open signatures, kept changes known)
+    git: bool = True  # commit a kept delta when the vault is in a git repository
     on_written: Callable[[str], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)  # apply and dedup claims, across threads
     claimed: set[str] = field(default_factory=set)  # content hashes being verified by this process now
@@ -115,51 +132,7 @@ def _names(items: Any) -> list[str]:
     return [str(getattr(s, "name", s)) for s in (items or [])]
 
 
-# ---- queries over the history -----------------------------------------------------------------------
-
-
-@dataclass
-class CycleFacts:
-    verified: dict[str, str]  # delta content hash -> key of the cycle that verified it
-    floors: dict[str, float]  # noise key -> latest recorded noise floor
-    descriptions: dict[str, str] = field(default_factory=dict)  # cycle key -> its (last) delta's description
-
-
-def cycle_facts(store: VaultStore) -> CycleFacts:
-    """Verified delta hashes and recorded noise floors, read from the events themselves (no read-model lag)."""
-    proposed_t, verified_t, started_t = (get_topic(Cycle.Proposed), get_topic(Cycle.Verified),
-                                         get_topic(Cycle.Started))  # type: ignore[attr-defined]
-    last_hash: dict[Any, str] = {}
-    keys: dict[Any, str] = {}
-    facts = CycleFacts({}, {})
-    start = 1
-    while True:
-        page = store.recorder.select_notifications(start, 1000, topics=[proposed_t, verified_t, started_t])
-        if not page:
-            return facts
-        for n in page:
-            ev: Any = store.mapper.to_domain_event(n)
-            if n.topic == started_t:
-                keys[ev.originator_id] = ev.key
-            elif n.topic == proposed_t:
-                last_hash[ev.originator_id] = ev.delta_hash
-                described = getattr(ev, "description", "") or ev.rationale
-                facts.descriptions[keys.get(ev.originator_id, str(ev.originator_id))] = str(described)
-            else:
-                h = last_hash.get(ev.originator_id)
-                if h is not None:
-                    facts.verified.setdefault(h, keys.get(ev.originator_id, str(ev.originator_id)))
-                detail = getattr(ev, "detail", None) or {}
-                if detail.get("noise_key") is not None and detail.get("noise_floor") is not None:
-                    facts.floors[str(detail["noise_key"])] = float(detail["noise_floor"])
-        start = page[-1].id + 1
-
-
-def floor_cache(store: VaultStore) -> Callable[[str, str], float | None]:
-    return lambda _task, key: cycle_facts(store).floors.get(key)
-
-
-def load_delta(store: VaultStore, key: str) -> tuple[Cycle, Delta, dict[str, str | None]]:
+def load_delta(store: EventStore, key: str) -> tuple[Cycle, Delta, dict[str, str | None]]:
     cycle = store.get_cycle(key)
     if cycle is None:
         raise KeyError(f"no cycle {key!r}; see `autovault ledger` for cycle ids")
@@ -206,6 +179,9 @@ def run_cycle(deps: CycleDeps, task: str, *, propose_only: bool = False, mode: s
 
 
 def _fail(deps: CycleDeps, key: str, result: CycleResult, e: BaseException) -> CycleResult:
+    if isinstance(e, IllegalTransition):  # another writer moved the cycle on first: its record stands
+        result.outcome, result.reason = "superseded", f"{e} — another process recorded it first; nothing recorded here"
+        return result
     error = one_line(e)
     deps.store.update_cycle(key, lambda c: c.failed(error=error) if c.is_open else None)
     result.outcome, result.reason = "failed", error
@@ -272,10 +248,15 @@ def _propose(deps: CycleDeps, key: str, task: str, evidence: Evidence,
     return None, {}
 
 
+def _baseline(deps: CycleDeps, delta: Delta) -> str:
+    return baseline_hash(deps.verify.config, delta.tasks or (delta.task,))
+
+
 def _record_proposed(deps: CycleDeps, key: str, delta: Delta, who: str, blob: str, cost: dict[str, float]) -> None:
+    baseline = _baseline(deps, delta)
     deps.store.update_cycle(key, lambda c: c.proposed(
         delta_hash=delta.content_hash, proposer=who, lever=delta.lever, rationale=delta.rationale, cost=cost,
-        delta_blob=blob, description=delta.description))
+        delta_blob=blob, description=delta.description, baseline=baseline))
 
 
 def _refusal(deps: CycleDeps, delta: Delta) -> str | None:
@@ -297,13 +278,13 @@ def _refusal(deps: CycleDeps, delta: Delta) -> str | None:
             candidate_arm(deps.verify, files, config_text)
         except ConfigError as e:
             return f"candidate vault.yml does not validate: {e}"
-    h = delta.content_hash
+    h, baseline = delta.content_hash, _baseline(deps, delta)
     with deps.lock:
         if h in deps.claimed:
             return "duplicate: being verified by another cycle right now"
-        earlier = cycle_facts(deps.store).verified.get(h)
+        earlier = deps.facts.verified_in(h, baseline)
         if earlier is not None:
-            return f"duplicate: identical delta already verified in cycle {earlier}"
+            return f"duplicate: identical delta already verified in cycle {earlier} (its task files as they are now)"
         deps.claimed.add(h)
     return None
 
@@ -352,7 +333,7 @@ def _discard(deps: CycleDeps, key: str, result: CycleResult, reason: str) -> Cyc
     return result
 
 
-def rebased(delta: Delta, before: Mapping[str, str | None], config: Any) -> Delta | None:
+def rebased(delta: Delta, before: Mapping[str, str | None], config: Any, git: Git) -> Delta | None:
     """The delta re-made on the live files by a three-way merge (base: the texts it was made against); None
     when a file was created or deleted on either side, or the merge conflicts."""
     live = live_texts(delta, config)
@@ -364,7 +345,7 @@ def rebased(delta: Delta, before: Mapping[str, str | None], config: Any) -> Delt
             continue
         if base is None or ours is None or theirs is None:
             return None
-        merged = merge3(base, ours, theirs)
+        merged = git.merge3(base, ours, theirs)
         if merged is None:
             return None
         edits.append(FileEdit(e.path, sha256_file(edit_location(config, e)), merged, e.in_config))
@@ -376,7 +357,7 @@ def _reverify(deps: CycleDeps, key: str, delta: Delta, before: dict[str, str | N
     stale = f"live file changed since the delta was made ({conflict.path}); a human edit is never overwritten"
     with deps.lock:
         deps.claimed.discard(delta.content_hash)
-    new = rebased(delta, before, deps.verify.config)
+    new = rebased(delta, before, deps.verify.config, deps.outside.git)
     if new is None:
         return _discard(deps, key, result, f"not applied: {stale}, and it does not merge with the delta")
     refusal = _refusal(deps, new)
@@ -394,7 +375,7 @@ def _apply(deps: CycleDeps, key: str, delta: Delta, result: CycleResult, *, conf
     vd = deps.verify
     try:
         with deps.lock:
-            applied = apply_delta(delta, vd.config, deps.store, key, env=vd.env, git=deps.git,
+            applied = apply_delta(delta, vd.config, deps.store, key, deps.outside, env=vd.env, git=deps.git,
                                   on_written=deps.on_written)
     except HashConflict as e:
         if not conflicts:
@@ -462,7 +443,7 @@ def approve_cycle(deps: CycleDeps, key: str, by: str = "human") -> CycleResult:
         raise ValueError(f"cycle {key} is {cycle.phase}, not awaiting approval")
     result = CycleResult(key, cycle.task, "failed", delta=delta, diff=delta_diff(delta, before))
     try:
-        if _verified_keep(deps.store, cycle):
+        if cycle.kept_verdict:
             return _apply(deps, key, delta, result)
         deps.store.update_cycle(key, lambda c: c.approved(by=by))
         refusal = _refusal(deps, delta)
@@ -476,23 +457,22 @@ def approve_cycle(deps: CycleDeps, key: str, by: str = "human") -> CycleResult:
             deps.claimed.difference_update({delta.content_hash, (result.delta or delta).content_hash})
 
 
-def _verified_keep(store: VaultStore, cycle: Cycle) -> bool:
-    """Whether the delta waiting now was already verified as a keep (a Verified keep after its last Proposed)."""
-    verdict = None
-    for event in store.events.get(cycle.id):
-        name = type(event).__name__
-        if name == "Proposed":
-            verdict = None
-        elif name == "Verified":
-            verdict = getattr(event, "decision", None)
-    return verdict == "keep"
+REJECTABLE = ("proposed", "awaiting_approval")
 
 
-def reject_cycle(store: VaultStore, key: str) -> CycleResult:
+def reject_cycle(store: EventStore, key: str) -> CycleResult:
+    """Discard a proposed or waiting cycle; the phase is checked again on the state the save meets, so a reject
+    racing an approve either wins or is refused (IllegalTransition, a ValueError)."""
     cycle = store.get_cycle(key)
     if cycle is None:
         raise KeyError(f"no cycle {key!r}; see `autovault ledger` for cycle ids")
-    if cycle.phase not in ("awaiting_approval", "proposed"):
+    if cycle.phase not in REJECTABLE:  # the common case, said plainly; a race is caught on save below
         raise ValueError(f"cycle {key} is {cycle.phase}; only a proposed or awaiting cycle can be rejected")
-    store.update_cycle(key, lambda c: c.discarded(reason="rejected by a human"))
+
+    def reject(c: Cycle) -> None:
+        if c.phase not in REJECTABLE:
+            raise IllegalTransition(f"cycle {key}", "a rejection", c.phase, REJECTABLE)
+        c.discarded(reason="rejected by a human")
+
+    store.update_cycle(key, reject)
     return CycleResult(key, cycle.task, "discarded", "rejected by a human")

@@ -10,6 +10,10 @@ row keep nothing, or `max_cycles` ran.
 - A task whose cycle found nothing to propose (every proposal rejected or a duplicate) is not picked again in
   this loop: nothing new can be tried until its evidence changes. Such a cycle does not count toward
   `patience` (it tried nothing); discarded and failed cycles do.
+- With proposers that only ever propose for an open signature (`rules` alone), a task under target that shows
+  none is passed over while it shows none: its cycle could only find nothing (a keep elsewhere may open
+  something on it, so it is asked again at the next pick). A kept delta's task is picked again only while the kept
+  candidate's runs (or live runs since) still show something open.
 - When no task under target is left, tasks already at target that still show an open signature are picked,
   fewest cycles first, then worst first, still within `patience`: a script lint, a training-data audit, a
   measured collector fault, a run signature such as thinking that burns the budget without truncating yet,
@@ -20,8 +24,9 @@ row keep nothing, or `max_cycles` ran.
 - A kept delta that waits for approval: with an `approve` hook (the benchmark approves at once) the hook's
   result is the cycle's result; without one (the CLI) it stays waiting for a human and is progress, not a
   failure — it does not count toward `patience`, and its task is not picked again (its files will change).
-- After a kept delta that edited vault.yml the config is reloaded (`reload`, by default the file re-read
-  into the verify deps) so the next cycle verifies against the current file, not the one the loop began with.
+- After a kept delta that edited vault.yml the deps are rebuilt by `reload` (the caller's: `daemon.bootstrap`
+  reads the file again and rebuilds what depends on it) so the next cycle verifies against the current file,
+  not the one the loop began with.
 - `jobs > 1` runs cycles in threads on tasks whose files are disjoint (prompt, scripts, inputs, outputs:
   no glob of one overlaps a glob of the other). The store serializes writes; applies are serialized by the
   cycle's lock and still hash-checked, so two deltas to one vault.yml never overwrite each other.
@@ -29,17 +34,16 @@ row keep nothing, or `max_cycles` ran.
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.config_loader import load_config
 from domain.config import TaskConfig, VaultConfig
 from handlers.cycle import CycleDeps, CycleResult, run_cycle
-from handlers.diagnose import NOTICES, all_findings, open_signatures
+from handlers.open_signatures import NOTICES, all_findings, open_signatures
+from handlers.proposers.chain import SIGNATURE_DRIVEN
 from handlers.verify import Verification
 from projections.globs import overlaps
 
@@ -125,37 +129,26 @@ def pick_static(config: VaultConfig, quality: Mapping[str, float | None], skip: 
     return chosen
 
 
-def reload_config(deps: CycleDeps) -> CycleDeps:
-    """The deps with vault.yml read again (the verify deps' config; runner and history do not depend on it)."""
-    v = deps.verify
-    return dataclasses.replace(deps, verify=dataclasses.replace(v, config=load_config(v.config.source, dict(v.env))))
-
-
-@dataclass(frozen=True)
-class _Reading:
-    """What `handlers.diagnose.open_signatures` reads, from the cycle's deps."""
-
-    config: VaultConfig
-    history: Any
-    store: Any
-    read: Callable[[str | None], str]
-
-    def read_vault_text(self, rel: str | None) -> str:
-        return self.read(rel)
-
-
 def _open_of(deps: CycleDeps) -> OpenSignatures:
-    """Each task's open signatures, the data-flow findings read once for all tasks of one pick."""
-    v = deps.verify
-    reading = _Reading(v.config, v.history, deps.store, v.read_text)
+    """Each task's open signatures, read once per task and the data-flow findings once for all tasks of one pick,
+    as the cycle's diagnosis reads them (`CycleDeps.reading`: the runs a kept change made stale are not open)."""
+    reading = deps.reading()
     found: list[Any] = []
+    seen: dict[str, list[str]] = {}
 
     def names(task: str) -> list[str]:
         if not found:
             found.append(all_findings(reading))
-        return [n.name for n in open_signatures(task, reading, findings=found[0]) if n.name not in NOTICES]
+        if task not in seen:
+            seen[task] = [n.name for n in open_signatures(task, reading, findings=found[0]) if n.name not in NOTICES]
+        return seen[task]
 
     return names
+
+
+def signature_driven(deps: CycleDeps) -> bool:
+    """Whether every proposer of the deps proposes only for an open signature (the rules without an LLM)."""
+    return bool(deps.proposers) and all(name in SIGNATURE_DRIVEN for name, _ in deps.proposers)
 
 
 def _stop_reason(now: Mapping[str, float | None], config: VaultConfig, target: float, rerun: list[str]) -> str:
@@ -177,15 +170,15 @@ def _edits_config(r: CycleResult) -> bool:
 def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: float, patience: int,
              max_cycles: int | None = None, jobs: int = 1,
              on_result: Callable[[CycleResult], None] = lambda _r: None, approve: Approve | None = None,
-             reload: Reload | None = reload_config, open_signatures: OpenSignatures | None = None,
+             reload: Reload | None = None, open_signatures: OpenSignatures | None = None,
              catch_up: Callable[[], object] | None = None) -> LoopReport:
     """Chain cycles; `quality` is task -> rolling mean (None: never scored) when the loop starts.
 
     `approve` decides deltas that wait for approval (None: they wait for a human); `reload` rebuilds the deps
     after a kept vault.yml edit (None: never); `open_signatures` gives a task's open signatures (default:
-    `handlers.diagnose.open_signatures` on the live files, runs since the task's last change, findings and
+    `handlers.open_signatures.open_signatures` on the live files, runs since the task's last change, findings and
     its measured collector); `catch_up` folds new events into the read models after each round, so the next
-    diagnosis sees the kept candidate's runs (`handlers.diagnose.current_history`)."""
+    diagnosis sees the kept candidate's runs (`handlers.since_change.current_history`)."""
     config = deps.verify.config
     before = {t: quality.get(t) for t in config.tasks}
     now = dict(before)
@@ -200,9 +193,14 @@ def run_loop(deps: CycleDeps, quality: Mapping[str, float | None], *, target: fl
                 break
             room = jobs if max_cycles is None else min(jobs, max_cycles - len(report.results))
             config = deps.verify.config
+            opened = open_signatures or _open_of(deps)
+            quiet: set[str] = set()  # this pick only: a later keep elsewhere may open something on them
             tasks = pick(config, now, target, skip, room, tries)
+            while tasks and signature_driven(deps) and (shut := [t for t in tasks if not opened(t)]):
+                quiet.update(shut)  # nothing open: a signature-driven proposer has nothing to say
+                tasks = pick(config, now, target, skip | quiet, room, tries)
             if not tasks:
-                tasks = pick_static(config, now, skip, room, open_signatures or _open_of(deps), tries)
+                tasks = pick_static(config, now, skip, room, opened, tries)
             if not tasks:
                 report.stopped = _stop_reason(now, config, target, report.rerun)
                 break

@@ -17,7 +17,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from domain.config import TaskConfig
 from domain.render import render_prompt
 from domain.signatures import RunView
 from handlers.diagnose_static import DataAudit, parse_jsonl
+from handlers.evidence import SignatureNote
 from handlers.tasks import run_from_view
 from projections import globs
 
@@ -234,5 +235,33 @@ def section_of(text: str, heading: str) -> str:
     return "\n".join(out).strip()
 
 
-__all__ = ["MINE_MAX", "MIN_SCORE", "Mined", "answer_keys", "balance_plan", "label_reader", "mine",
+def data_plans(root: Path, tc: TaskConfig, template: str, past: Sequence[RunView], scores: Mapping[str, float],
+               audit: DataAudit, data: Mapping[str, str], sigs: list[SignatureNote]
+               ) -> tuple[list[SignatureNote], tuple[dict[str, Any], ...], dict[str, Any]]:
+    """Mined examples for a too-small set, the balancing plan for a lopsided one, and each audit signature's
+    evidence saying what mining found or why it found nothing."""
+    notes: dict[str, dict[str, Any]] = {}
+    mined: tuple[dict[str, Any], ...] = ()
+    balance: dict[str, Any] = {}
+    if audit.too_few:
+        found = mine(tc, template, past, scores, data)
+        mined = found.examples
+        notes["training_data_too_few"] = {"mined": found.summary()} if mined else {"not_mined": "; ".join(
+            filter(None, [why_not_mined(root, tc, past, scores, refused=found.refused), found.label_problem]))}
+    if audit.imbalanced and audit.dominant is not None:
+        others = [lab for lab in audit.labels if lab != audit.dominant[0]]
+        found = mine(tc, template, past, scores, data, labels=others, limit=minority_needed(audit))
+        plan = balance_plan(audit, found)
+        if isinstance(plan, str):
+            balance = {"plan": None, "reason": plan}
+            notes["training_data_imbalanced"] = {"not_balanced": plan}
+        else:
+            balance = {"plan": plan[0], "count": plan[1],
+                       "examples": list(found.examples[: plan[1]]) if plan[0] == "add" else []}
+            notes["training_data_imbalanced"] = {"balance": f"{plan[0]} {plan[1]} example(s)"}
+    sigs = [replace(s, evidence={**s.evidence, **notes[s.name]}) if s.name in notes else s for s in sigs]
+    return sigs, mined, balance
+
+
+__all__ = ["MINE_MAX", "MIN_SCORE", "Mined", "answer_keys", "balance_plan", "data_plans", "label_reader", "mine",
            "minority_needed", "run_failures", "section_of", "surplus", "why_not_mined"]

@@ -22,7 +22,7 @@ from domain.ids import sha256_text
 from handlers.audit import AuditDeps, task_changes, vault_at
 from handlers.cycle import CycleDeps, CycleResult, run_cycle
 from handlers.rebuild import RebuildError, VaultAt
-from handlers.verify import command_paths
+from handlers.verify_delta import command_paths
 from projections.changes import Change
 from projections.globs import matches
 

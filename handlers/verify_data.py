@@ -26,7 +26,8 @@ from domain.acceptance import Decision, Rule
 from domain.config import TaskConfig, VaultConfig
 from domain.delta import Delta
 from handlers.diagnose_static import DataAudit, audit_data, parse_jsonl
-from handlers.verify import Cost, Verification
+from handlers.verify import Verification
+from handlers.verify_arms import Cost
 from projections import globs
 
 DATA_RULE = "data-audit"

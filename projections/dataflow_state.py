@@ -1,8 +1,8 @@
 """The in-memory `DataflowGraph`, rebuilt from the event store at start and kept current as events arrive.
 
 Why not a SQL read model: the checks need per-edge sample windows and glob wiring that live naturally in
-networkx, and the graph is small (tasks × outputs). Why the notification log and not `rm_runs`: the state
-then never lags a read model and can rebuild on its own.
+networkx, and the graph is small (tasks × outputs). Why the store's events (`EventSource.events_after`, by
+position and topic, upcast) and not `rm_runs`: the state then never lags a read model and can rebuild on its own.
 
 Folded events (in notification order): Task.Registered (names the aggregate), Task.Ran (live runs only:
 `daemon`, `log`, `cli`; shadow and verification runs are not the pipeline), Task.Scored (scores of live runs),
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from domain.aggregates import Task
@@ -50,16 +49,10 @@ TOPICS = [get_topic(c) for c in (REGISTERED, RECONFIGURED, RAN, SCORED, CHANGED)
 RAN_TOPIC = get_topic(RAN)
 
 
-class Recorder(Protocol):
-    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
-                             topics: Any = (), *, inclusive_of_start: bool = True) -> list[Notification]: ...
-
-
 class EventSource(Protocol):
-    """What the state reads from `adapters.eventstore.VaultStore`."""
+    """What the state reads from the event store (`adapters.eventstore.VaultStore`)."""
 
-    recorder: Any
-    mapper: Any
+    def events_after(self, position: int, topics: Sequence[str], limit: int = PAGE) -> list[tuple[int, Any]]: ...
 
 
 def vault_artifact_reader(root: Path) -> ReadArtifact:
@@ -115,30 +108,29 @@ class DataflowState:
         """Fold every event after `position`; returns how many were folded."""
         wanted = self._text_runs()
         done = 0
-        for n in self._notifications(self.position):
-            self.fold(self.store.mapper.to_domain_event(n), with_text=n.id in wanted)
-            self.position = n.id
+        for position, event in self._events(self.position):
+            self.fold(event, with_text=position in wanted)
+            self.position = position
             done += 1
         self.events += done
         return done
 
-    def _notifications(self, after: int, topics: list[str] | None = None) -> Iterator[Notification]:
+    def _events(self, after: int, topics: list[str] | None = None) -> Iterator[tuple[int, Any]]:
         start = after
         while True:
-            page = self.store.recorder.select_notifications(start=start, limit=PAGE, topics=topics or TOPICS,
-                                                            inclusive_of_start=False)
+            page = self.store.events_after(start, topics or TOPICS, PAGE)
             yield from page
             if len(page) < PAGE:
                 return
-            start = page[-1].id
+            start = page[-1][0]
 
     def _text_runs(self) -> set[int]:
         """Notification ids of each task's last TEXT_RUNS live runs after `position` (a first pass over runs
         only; shadow and verification runs are skipped so a busy cycle cannot push live runs out)."""
         last: dict[Any, deque[int]] = {}
-        for n in self._notifications(self.position, [RAN_TOPIC]):
-            if self.store.mapper.to_domain_event(n).source in LIVE_SOURCES:
-                last.setdefault(n.originator_id, deque(maxlen=TEXT_RUNS)).append(n.id)
+        for position, event in self._events(self.position, [RAN_TOPIC]):
+            if event.source in LIVE_SOURCES:
+                last.setdefault(event.originator_id, deque(maxlen=TEXT_RUNS)).append(position)
         return {i for ids_ in last.values() for i in ids_}
 
     def fold(self, event: Any, *, with_text: bool = True) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Table, select
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Table, func, select
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Task
@@ -165,3 +165,17 @@ def task_history(conn: Connection, task: str, limit: int = 20, *, cycle: str | N
                    output_hash=x.output_hash, source=x.source, cycle_id=x.cycle_id,
                    notification_id=x.notification_id, scores=tuple(by_run.get(x.run_id, ())))
             for x in rows]
+
+
+def scored_runs(conn: Connection) -> list[tuple[str, float, str]]:
+    """(task, score, the run's start time as recorded) of every score: what weekly comparisons bucket by date."""
+    s, r = scores_table.c, runs_table.c
+    rows = conn.execute(select(s.task, s.score, r.started).join(runs_table, r.run_id == s.run_id)).all()
+    return [(task, float(score), started) for task, score, started in rows]
+
+
+def last_started(conn: Connection, source: str) -> dict[str, str]:
+    """task -> the start time (as recorded) of its newest run from `source`: when the schedule last ran it."""
+    r = runs_table.c
+    rows = conn.execute(select(r.task, func.max(r.started)).where(r.source == source).group_by(r.task)).all()
+    return {task: started for task, started in rows}

@@ -1,7 +1,7 @@
 """A vault with a history worth auditing: daily runs, a kept delta, harmless human edits, a config reload, and one
 human edit that breaks the prompt.
 
-The model is the flawed-model double (`tests.servers.flawed_models`), in process or behind a loopback Ollama
+The model is the flawed-model double (`testbed.doubles.flawed_models`), in process or behind a loopback Ollama
 server: it reacts to what the prompt *is*. The briefing prompt shows its sections as headings, so the model
 writes them; the breaking edit adds a concrete example, which the model copies as its whole answer (11 words, no
 Goals section). Judging is contract-only, so scores are exact: 4.0 without the Goals heading, 5.0 with it, 2.5
@@ -25,8 +25,8 @@ from domain.delta import Delta, FileEdit, unified_diff
 from domain.ids import sha256_text
 from handlers.cycle import CycleDeps, CycleResult, run_cycle
 from handlers.tasks import judge
-from tests.servers.flawed_models import FlawedModels
-from tests.servers.responder_backend import ResponderBackend
+from testbed.doubles.flawed_models import FlawedModels
+from testbed.servers.responder_backend import ResponderBackend
 
 VAULT_YML = """\
 vault: vault

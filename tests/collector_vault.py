@@ -3,7 +3,8 @@ canned outputs (what a starving task says about its data), and no model server (
 test registers a backend with a tokenizer).
 
 `make(tmp, files, collect=..., prompt=..., outputs=[...], **task)` writes the files (scripts made executable)
-and a vault.yml with one task `t`, and returns the deps diagnosis and `collector_signatures` take.
+and a vault.yml with one task `t`, and returns the vault; its `deps` are what diagnosis and
+`collector_signatures` take.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from typing import Any
 
 from adapters.backends.registry import ModelRouter
 from adapters.config_loader import load_config
+from adapters.workspace import ShadowWorkspace
 from domain.config import VaultConfig
 from domain.delta import Delta
 from domain.signatures import RunView
 from handlers.collector_trace import measure
+from handlers.diagnose_deps import DiagnoseDeps
 
 
 @dataclass
@@ -57,6 +60,13 @@ class CollectorVault:
         path = self.root / (rel or "")
         return path.read_text(encoding="utf-8") if rel and path.is_file() else ""
 
+    @property
+    def deps(self) -> DiagnoseDeps:
+        """What a diagnosis reads here: no store (no quality read model, findings or kept changes)."""
+        return DiagnoseDeps(config=self.config, history=self.history, read_vault_text=self.read_vault_text,
+                            workspaces=ShadowWorkspace.create,
+                            models=self.models, env=self.env)
+
     def collect(self) -> str:
         """The collector's output, run as the runner would (in the vault, task env)."""
         return run(self.root, self.config.tasks["t"].collect or "")
@@ -69,7 +79,7 @@ class CollectorVault:
         self.config = load_config(self.config.source, {})
 
     def measured(self) -> Any:
-        return measure("t", self)
+        return measure("t", self.deps)
 
 
 def run(root: Path, command: str) -> str:

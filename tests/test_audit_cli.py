@@ -11,9 +11,9 @@ import pytest
 
 from daemon.cli import main
 from domain.aggregates import Audit
+from testbed.doubles.flawed_models import FlawedModels
+from testbed.servers.ollama_server import OllamaServer
 from tests.audit_vault import AuditVault, make_audit_vault, regression_history
-from tests.servers.flawed_models import FlawedModels
-from tests.servers.ollama_server import OllamaServer
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 from daemon.bootstrap import audit_deps
 from domain.aggregates import Judge
 from handlers.audit import audit
+from testbed.doubles.flawed_models import FlawedModels
+from testbed.servers.protocol import Reply, Request
 from tests.audit_vault import BROKEN, GOALS, AuditVault, make_audit_vault
-from tests.servers.flawed_models import FlawedModels
-from tests.servers.protocol import Reply, Request
 
 
 def judge_events(v: AuditVault) -> list[str]:

@@ -22,7 +22,7 @@ from eventsourcing.utils import get_topic
 import domain.aggregates as aggregates
 from adapters.eventstore import VaultStore
 from domain.aggregates import Cycle, Task
-from handlers.cycle import cycle_facts
+from projections.cycle_facts import CycleFactsProjection, descriptions, verified_in
 from projections.ledger import LedgerProjection, ledger_rows
 from projections.runner import ProjectionRunner
 
@@ -118,11 +118,11 @@ def test_a_cycle_recorded_in_v1_shapes_loads_replays_and_folds(tmp_path: Path) -
                                       for i, (cls, state) in enumerate(shapes)])
         cycle = store.get_cycle(key)
         assert cycle is not None and cycle.phase == "verified" and cycle.delta_blob is None
-        assert cycle_facts(store).verified == {"d": key}
-        assert cycle_facts(store).descriptions == {key: "add Goals"}  # no description in v1: the rationale
-        runner = ProjectionRunner(store, [LedgerProjection()])
+        runner = ProjectionRunner(store, [LedgerProjection(), CycleFactsProjection()])
         runner.catch_up()
         with store.engine.connect() as conn:
+            assert verified_in(conn, "d", "any baseline") == key  # v1 knew no baseline: it blocks every one
+            assert descriptions(conn) == {key: "add Goals"}  # no description in v1: the rationale
             rows = ledger_rows(conn)
         assert [(r.kind, r.decision) for r in rows] == [("Proposed", "proposed"), ("Verified", "keep")]
         assert rows[-1].effect == 1.0 and rows[-1].lever == "prompt"

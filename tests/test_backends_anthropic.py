@@ -12,10 +12,10 @@ import structlog
 from adapters.backends.anthropic_backend import AnthropicBackend
 from adapters.backends.base import BackendError
 from adapters.backends.registry import ModelRouter
-from tests.servers.anthropic_server import TEST_KEY, AnthropicServer, sent_key
-from tests.servers.protocol import Reply, Request
+from testbed.servers.anthropic_server import TEST_KEY, AnthropicServer, sent_key
+from testbed.servers.protocol import Reply, Request
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.server_fixtures"]
 
 ENV = "AUTOVAULT_TEST_ANTHROPIC_KEY"
 SEVEN = "one two three four five six seven"

@@ -15,9 +15,9 @@ import pytest
 from adapters.backends.ollama_backend import OllamaBackend
 from benchmarks.fault_models import FaultServer
 from domain.runs import Completion
-from tests.servers.flawed_models import FlawedModels, traits_of
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.responder_backend import ResponderBackend
+from testbed.doubles.flawed_models import FlawedModels, traits_of
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.responder_backend import ResponderBackend
 
 DATA = """=== Finance/statements (due 2026-05-12 to 2026-06-02) ===
 payee | amount | due date | account

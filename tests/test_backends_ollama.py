@@ -10,10 +10,10 @@ import pytest
 
 from adapters.backends.base import BackendError
 from adapters.backends.ollama_backend import OllamaBackend
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.protocol import Reply, Request
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.protocol import Reply, Request
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.server_fixtures"]
 
 SEVEN = "one two three four five six seven"
 

@@ -8,10 +8,10 @@ import pytest
 
 from adapters.backends.base import BackendError
 from adapters.backends.openai_backend import NO_KEY, OpenAIBackend
-from tests.servers.openai_server import OpenAIServer
-from tests.servers.protocol import Reply
+from testbed.servers.openai_server import OpenAIServer
+from testbed.servers.protocol import Reply
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.server_fixtures"]
 
 SEVEN = "one two three four five six seven"
 

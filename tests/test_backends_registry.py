@@ -14,10 +14,10 @@ from adapters.backends.base import BackendError, Message
 from adapters.backends.registry import ModelRouter, build_backends
 from domain.config import Backends, OllamaBackend
 from domain.runs import Completion
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.protocol import Reply
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.protocol import Reply
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.server_fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def test_llama_cpp_is_not_imported_unless_an_embedded_model_is_used() -> None:
 
 
 def test_openai_spec_with_base_url_reaches_that_server() -> None:
-    from tests.servers.openai_server import OpenAIServer
+    from testbed.servers.openai_server import OpenAIServer
 
     with OpenAIServer(lambda req: Reply(text="hello from llama-server")) as server:
         c = build_backends(Backends(), {}).complete(f"openai:smol@{server.base_url}", "hi", {"num_predict": 2})

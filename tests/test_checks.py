@@ -258,3 +258,21 @@ def test_prompt_slots_are_spans_the_template_itself_contains() -> None:
     assert find_prompt_slots(out, prompt) == ["[One line on why it matters]", "{date}"]
     assert find_prompt_slots(out, "") == []
     assert find_prompt_slots("```python\nx = {date}\n```", prompt, prose=False) == []
+
+
+@pytest.mark.parametrize(("prompt", "out"), [
+    ("One row per category:\n\n| Category | Budget | Spent | Left |\n|---|---|---|---|\n| <category> | <b> | <s> | <l> |\n",
+     "| Category | Budget | Spent | Left |\n|---|---|---|---|\n| Food | 400 | 380 | 20 |\n"),
+    ("Table:\n| Appliance name | Bought on | Warranty ends |\n| :--- | :---: | ---: |\n",
+     "| Appliance name | Bought on | Warranty ends |\n| :--- | :---: | ---: |\n| Fridge | 2024-01-02 | 2027-01-02 |\n"),
+    ("Columns: Plant name | Watered on | Next watering due\n---|---|---\n",
+     "Plant name | Watered on | Next watering due\n---|---|---\nFern | Mon | Thu\n"),
+])
+def test_a_tables_header_row_is_its_format_not_a_copied_example(prompt: str, out: str) -> None:
+    assert find_copied_lines(out, prompt) == []
+
+
+def test_an_example_tables_data_rows_are_still_copies() -> None:
+    prompt = "Example:\n| Item | Qty |\n|---|---|\n| Eggs from the corner shop on Monday | 12 |\n"
+    out = "| Item | Qty |\n|---|---|\n| Eggs from the corner shop on Monday | 12 |\n"
+    assert find_copied_lines(out, prompt, "milk, bread") == ["| Eggs from the corner shop on Monday | 12 |"]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.protocol import Reply, Request
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.protocol import Reply, Request
 
 VAULT_YML = """\
 vault: vault

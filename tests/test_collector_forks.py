@@ -48,17 +48,17 @@ def vault(tmp: Path, body: str, n: int = 8) -> CollectorVault:
 def test_found_by_counting_programs_and_fixed_with_the_same_output(tmp_path: Path, shape: str, body: str) -> None:
     v = vault(tmp_path, body)
     before = v.collect()
-    loop = next(n for n in collector_signatures("t", v) if n.name == "subprocess_loop")
+    loop = next(n for n in collector_signatures("t", v.deps) if n.name == "subprocess_loop")
     assert loop.source == "trace" and loop.evidence["items"] == 8 and loop.evidence["per_item"] >= 3
-    ev = diagnose("t", v)
+    ev = diagnose("t", v.deps)
     change = rules.one_awk_pass(ev, rules.base_texts(ev))
     assert change is not None and change.lever == "script", shape
     v.apply(rules.to_delta(ev, [change]))
     assert v.collect() == before  # the same text, byte for byte
-    after = measure("t", v)
+    after = measure("t", v.deps)
     assert after is not None and after.forks is not None
     assert after.forks.calls <= 8 * (loop.evidence["per_item"] - 1) + 1 and after.forks.by_name.get("awk") == 8
-    assert not [n for n in collector_signatures("t", v) if n.name == "subprocess_loop"]
+    assert not [n for n in collector_signatures("t", v.deps) if n.name == "subprocess_loop"]
 
 
 @pytest.mark.parametrize("split", ['echo "$line" | cut -d, -f{n}', "printf '%s\\n' \"$line\" | cut -f{n} -d,"])
@@ -73,20 +73,20 @@ def test_a_loop_over_table_rows_splits_fields_without_programs(tmp_path: Path, s
     v = make(tmp_path, {"data/jobs.csv": rows, "scripts/c.sh": f"#!/bin/bash\nset -eu\n{body}\n"},
              collect="scripts/c.sh", prompt="Which jobs are due?\n{context}\n", inputs=["data/*.csv"])
     before = v.collect()
-    loop = next(n for n in collector_signatures("t", v) if n.name == "subprocess_loop")
+    loop = next(n for n in collector_signatures("t", v.deps) if n.name == "subprocess_loop")
     assert (loop.evidence["items"], loop.evidence["per_item"]) == (12, 5)
-    ev = diagnose("t", v)
+    ev = diagnose("t", v.deps)
     change = rules.one_awk_pass(ev, rules.base_texts(ev))
     assert change is not None
     v.apply(rules.to_delta(ev, [change]))
     assert v.collect() == before and "cut" not in v.root.joinpath("scripts/c.sh").read_text()
-    after = measure("t", v)
+    after = measure("t", v.deps)
     assert after is not None and after.forks is not None and after.forks.by_name == {"date": 13, "tail": 1}
 
 
 def test_the_fork_count_grows_with_the_vault_and_the_fix_stays_one_per_item(tmp_path: Path) -> None:
-    small = measure("t", vault(tmp_path / "small", SHAPES[1][1], n=6))
-    large = measure("t", vault(tmp_path / "large", SHAPES[1][1], n=18))
+    small = measure("t", vault(tmp_path / "small", SHAPES[1][1], n=6).deps)
+    large = measure("t", vault(tmp_path / "large", SHAPES[1][1], n=18).deps)
     assert small is not None and large is not None and small.forks is not None and large.forks is not None
     assert (small.forks.items, large.forks.items) == (6, 18)
     assert small.forks.per_item == large.forks.per_item == 3 and large.forks.calls == 3 * small.forks.calls
@@ -99,14 +99,14 @@ def test_the_fork_count_grows_with_the_vault_and_the_fix_stays_one_per_item(tmp_
     ("two programs per file: a pipeline doing its job", 'for f in notes/*.md; do sed -n p "$f" | grep -v x; done'),
 ])
 def test_silent_where_no_loop_forks(tmp_path: Path, why: str, body: str) -> None:
-    assert not [n for n in collector_signatures("t", vault(tmp_path, body)) if n.name == "subprocess_loop"], why
+    assert not [n for n in collector_signatures("t", vault(tmp_path, body).deps) if n.name == "subprocess_loop"], why
 
 
 def test_reads_it_cannot_translate_are_left_alone(tmp_path: Path) -> None:
     body = 'for f in notes/*.md; do\n  a=$(sed -n \'s/^\\(title\\): \\(.*\\)/\\2/p\' "$f")\n  b=$(sort "$f" | uniq)\n' \
            '  echo "$a $b"\ndone'
     v = vault(tmp_path, body)
-    ev = diagnose("t", v)
+    ev = diagnose("t", v.deps)
     assert ev.has("subprocess_loop") and rules.one_awk_pass(ev, rules.base_texts(ev)) is None  # back-refs, sort
 
 

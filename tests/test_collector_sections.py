@@ -43,24 +43,24 @@ def vault(tmp: Path, body: str, marks: str = "##", prompt: str = PROMPT) -> Coll
 @pytest.mark.parametrize(("shape", "body"), SHAPES, ids=[s for s, _ in SHAPES])
 def test_found_by_the_sections_that_pass_and_fixed_to_the_asked_one(tmp_path: Path, shape: str, body: str) -> None:
     v = vault(tmp_path, body)
-    note_ = next(n for n in collector_signatures("t", v) if n.name == "section_regex_leak")
+    note_ = next(n for n in collector_signatures("t", v.deps) if n.name == "section_regex_leak")
     assert note_.source == "trace" and note_.evidence["asked"] == ["Assets"]
     assert "Action items" in note_.evidence["leaked"]
-    ev = diagnose("t", v)
+    ev = diagnose("t", v.deps)
     change = rules.explicit_section(ev, rules.base_texts(ev))
     assert change is not None and change.lever == "script", shape
     v.apply(rules.to_delta(ev, [change]))
     out = v.collect()
     assert out.count("laptop number") == 4 and "insurer" not in out and "receipt" not in out and "https" not in out
-    flow = measure("t", v).sections  # type: ignore[union-attr]
+    flow = measure("t", v.deps).sections  # type: ignore[union-attr]
     assert flow is not None and flow.passed == ("Assets",) and not flow.leaks
-    assert not [n for n in collector_signatures("t", v) if n.name == "section_regex_leak"]
+    assert not [n for n in collector_signatures("t", v.deps) if n.name == "section_regex_leak"]
 
 
 def test_a_deeper_heading_level_and_another_wording_of_the_ask(tmp_path: Path) -> None:
     v = vault(tmp_path, LOOP.format(cmd="sed -n '/^### A/,/^### [^A]/p' \"$f\""), marks="###",
               prompt="From the asset lists below, name what needs insuring.\n\n{context}\n")
-    ev = diagnose("t", v)
+    ev = diagnose("t", v.deps)
     leak = ev.signature("section_regex_leak")
     assert leak is not None and leak.evidence["level"] == 3
     change = rules.explicit_section(ev, rules.base_texts(ev))
@@ -82,4 +82,4 @@ def test_a_deeper_heading_level_and_another_wording_of_the_ask(tmp_path: Path) -
 ])
 def test_silent_where_nothing_leaks(tmp_path: Path, why: str, body: str, prompt: str) -> None:
     v = vault(tmp_path, body, prompt=prompt)
-    assert [n.name for n in collector_signatures("t", v) if n.name == "section_regex_leak"] == [], why
+    assert [n.name for n in collector_signatures("t", v.deps) if n.name == "section_regex_leak"] == [], why

@@ -74,19 +74,19 @@ def test_measuring_never_touches_the_live_vault_and_follows_its_changes(tmp_path
                         "scripts/c.sh": "#!/bin/sh\nhead -n 3 data/a.txt\necho x >> data/a.txt\n"},
              collect="scripts/c.sh", prompt="Summarise.\n{context}\n", inputs=["data/*.txt"])
     before = (v.root / "data/a.txt").read_text()
-    first = measure("t", v)
+    first = measure("t", v.deps)
     assert first is not None and first.ok and first.calls == 1
     assert (v.root / "data/a.txt").read_text() == before  # it ran in a shadow copy
-    assert measure("t", v) is first  # nothing changed: the same measurement
+    assert measure("t", v.deps) is first  # nothing changed: the same measurement
     (v.root / "scripts/c.sh").write_text("#!/bin/sh\nhead -n 20 data/a.txt\n")
-    again = measure("t", v)
+    again = measure("t", v.deps)
     assert again is not first and again is not None and again.calls == 1 and again.context.count("\n") == 20
 
 
 def test_a_failing_collector_is_a_signature_of_its_own(tmp_path: Path) -> None:
     v = make(tmp_path, {"scripts/c.sh": "#!/bin/sh\necho partial\nexit 3\n"}, collect="scripts/c.sh",
              prompt="{context}")
-    notes = collector_signatures("t", v)
+    notes = collector_signatures("t", v.deps)
     assert [n.name for n in notes] == ["collector_failed"] and "exited 3" in notes[0].summary
 
 
@@ -95,6 +95,31 @@ def test_a_healthy_collector_has_no_signature(tmp_path: Path, body: str) -> None
     v = make(tmp_path, {"data/a.txt": "".join(f"item {i}: something worth saying\n" for i in range(20)),
                         "scripts/c.sh": body}, collect="scripts/c.sh", prompt="List the items.\n{context}\n",
              said=["Not enough items to see a pattern."], inputs=["data/*.txt"])
-    m = measure("t", v)
+    m = measure("t", v.deps)
     assert m is not None and m.ok and all(c.shape == "all" for c in m.coverage)
-    assert collector_signatures("t", v) == []
+    assert collector_signatures("t", v.deps) == []
+
+
+def test_a_measurement_is_kept_until_something_it_read_changes(tmp_path: Path) -> None:
+    """Kept per task across changes elsewhere in the vault (another task's output, an unrelated prompt); measured
+    again when its script, its prompt, an input it read, or the folder it lists changes."""
+    v = make(tmp_path, {"data/a.txt": "".join(f"entry number {i} of the list\n" for i in range(30)),
+                        "data/b.txt": "another entry of the other list\n", "Out/old.md": "an output\n",
+                        "prompts/other.md": "another task's prompt\n",
+                        "scripts/c.sh": "#!/bin/sh\nfor f in data/*.txt; do head -n 3 \"$f\"; done\n"},
+             collect="scripts/c.sh", prompt="Summarise.\n{context}\n", inputs=["data/*.txt"])
+    first = measure("t", v.deps)
+    (v.root / "Out/old.md").write_text("an output, rewritten by its task\n")
+    (v.root / "Out/new.md").write_text("a new output\n")
+    (v.root / "prompts/other.md").write_text("edited\n")
+    assert measure("t", v.deps) is first
+    changes = [lambda: (v.root / "data/b.txt").write_text("another entry of the other lisT\n"),  # same size
+               lambda: (v.root / "data/c.txt").write_text("a third list appears in the folder it lists\n"),
+               lambda: (v.root / "prompts/t.md").write_text("Summarise briefly.\n{context}\n")]
+    seen = [first]
+    for change in changes:
+        change()
+        again = measure("t", v.deps)
+        assert all(again is not m for m in seen)
+        seen.append(again)
+    assert "a third list" in seen[-1].context  # type: ignore[union-attr]

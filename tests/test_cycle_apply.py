@@ -21,7 +21,7 @@ from domain.ids import sha256_text
 from handlers.apply import OutOfScope, apply_delta, apply_root
 from handlers.apply_journal import recover_applies
 from handlers.cycle import CycleDeps, approve_cycle, reject_cycle, run_cycle, verify_cycle
-from tests.cycle_vault import BRIEF_PROMPT, IMPROVED_PROMPT, NOISE_PROMPT, VaultFixture, live_state, make_vault
+from testbed.cycle_vault import BRIEF_PROMPT, IMPROVED_PROMPT, NOISE_PROMPT, VaultFixture, live_state, make_vault
 
 REPO = Path(__file__).resolve().parents[1]
 LONG_COLLECTOR = '#!/bin/sh\necho "three commits landed on $AUTOVAULT_DATE; write at least 40 words"\n'
@@ -35,7 +35,7 @@ def test_a_path_escape_is_refused_and_recorded(tmp_path: Path) -> None:
     assert r.outcome == "nothing" and "path escape" in r.rejected[0]
     assert not (tmp_path / "outside.md").exists()
     with pytest.raises(OutOfScope):
-        apply_delta(delta, fx.svc.config, fx.svc.store, "c")
+        apply_delta(delta, fx.svc.config, fx.svc.store, "c", fx.svc.outside)
     assert not (tmp_path / "outside.md").exists()
 
 
@@ -48,7 +48,7 @@ def test_a_non_editable_path_is_refused_and_recorded(tmp_path: Path) -> None:
     in_config_elsewhere = Delta(task="brief", lever="config", description="x", rationale="t", proposer="d",
                                 edits=(FileEdit("vault/prompts/brief.md", None, "x", in_config=True),))
     with pytest.raises(OutOfScope, match=r"must name vault\.yml"):
-        apply_delta(in_config_elsewhere, fx.svc.config, fx.svc.store, "c")
+        apply_delta(in_config_elsewhere, fx.svc.config, fx.svc.store, "c", fx.svc.outside)
 
 
 def test_a_human_edit_between_propose_and_verify_is_never_overwritten(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_a_human_edit_between_propose_and_verify_is_never_overwritten(tmp_path: 
     human = "Write the morning briefing for {date}. Write at least 40 words, warmly.\nCONTEXT: {context}\n"
     (fx.root / "prompts" / "brief.md").write_text(human)
     with pytest.raises(HashConflict):
-        apply_delta(delta, fx.svc.config, fx.svc.store, proposed.key)
+        apply_delta(delta, fx.svc.config, fx.svc.store, proposed.key, fx.svc.outside)
     # `verify CYCLE` now measures the human's state against the recorded baseline, and writes nothing.
     r = verify_cycle(fx.deps([]), proposed.key)
     assert r.outcome == "kept" and r.verification and r.verification.decision.effect == 1.5
@@ -190,6 +190,7 @@ CRASHER = textwrap.dedent("""
     from adapters.config_loader import load_config
     from adapters.eventstore import VaultStore
     from domain.delta import Delta, FileEdit
+    from daemon.bootstrap import outside
     from handlers.apply import apply_delta
     cfg = load_config(sys.argv[1], {})
     edits = tuple(FileEdit(p, h, t) for p, h, t in zip(sys.argv[2::3], sys.argv[3::3], sys.argv[4::3]))
@@ -197,7 +198,7 @@ CRASHER = textwrap.dedent("""
     def crash(rel):
         os._exit(9)  # killed after the first file landed, like a power cut
     with VaultStore(cfg.store) as store:
-        apply_delta(delta, cfg, store, "crash-cycle", git=False, on_written=crash)
+        apply_delta(delta, cfg, store, "crash-cycle", outside(), git=False, on_written=crash)
 """)
 
 
@@ -217,7 +218,7 @@ def test_a_crash_mid_apply_leaves_every_file_old_or_new_and_recovers(tmp_path: P
     assert all(fx.text(p) in (old[p], new[p]) for p in new)
     assert recover(apply_root(fx.svc.config)).pending  # files-only recovery leaves a journal with events to record
     with VaultStore(fx.svc.config.store) as store:
-        recovered = recover_applies(apply_root(fx.svc.config), store)  # what bootstrap runs
+        recovered = recover_applies(apply_root(fx.svc.config), store, fx.svc.outside.git)  # what bootstrap runs
         changed = [e.path for e in store.events.get(store.get_task("brief").id)  # type: ignore[union-attr]
                    if isinstance(e, Task.Changed)]  # type: ignore[attr-defined]
     assert recovered.finished == ["crash-cycle"]  # the journal sits above vault and vault.yml

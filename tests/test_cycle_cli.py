@@ -11,8 +11,8 @@ import pytest
 
 from daemon.cli import main
 from handlers.cycle import run_cycle
-from tests.cycle_vault import IMPROVED_PROMPT, VaultFixture, make_vault, responder
-from tests.servers.ollama_server import OllamaServer
+from testbed.cycle_vault import IMPROVED_PROMPT, VaultFixture, make_vault, responder
+from testbed.servers.ollama_server import OllamaServer
 
 LONG_COLLECTOR = '#!/bin/sh\necho "three commits landed on $AUTOVAULT_DATE; write at least 40 words"\n'
 

@@ -13,7 +13,7 @@ from domain.ids import sha256_text
 from domain.runs import Completion
 from handlers.cycle import run_cycle
 from handlers.proposers.llm import LLMProposer
-from tests.cycle_vault import BRIEF_PROMPT, make_vault
+from testbed.cycle_vault import BRIEF_PROMPT, make_vault
 
 
 @dataclass

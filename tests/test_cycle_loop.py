@@ -9,7 +9,7 @@ from typing import Any
 from domain.config import TaskConfig
 from domain.delta import Delta
 from handlers.loop import disjoint, pick, run_loop
-from tests.cycle_vault import IMPROVED_PROMPT, make_vault
+from testbed.cycle_vault import IMPROVED_PROMPT, make_vault
 
 
 def test_the_loop_fixes_every_task_in_parallel_and_stops_at_target(tmp_path: Path) -> None:

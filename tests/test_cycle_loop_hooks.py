@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable
@@ -10,12 +11,13 @@ from typing import Any
 
 from adapters.config_loader import load_config
 from adapters.yaml_edit import set_value
+from daemon.bootstrap import reloader
 from domain.aggregates import Cycle
 from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
 from handlers.cycle import CycleDeps, CycleResult, approve_cycle, run_cycle
-from handlers.loop import run_loop
-from tests.cycle_vault import IMPROVED_PROMPT, VaultFixture, make_vault
+from handlers.loop import Reload, run_loop
+from testbed.cycle_vault import IMPROVED_PROMPT, VaultFixture, make_vault
 
 FORK_STORM = """#!/bin/sh
 # sixty forks per run for nothing the context uses
@@ -174,12 +176,18 @@ def approving(deps: CycleDeps) -> Callable[[CycleResult], CycleResult]:
     return lambda r: approve_cycle(deps, r.key)
 
 
+def reloading(fx: VaultFixture) -> Reload:
+    """The one reload (`daemon.bootstrap.reloader`), keeping the test's diagnosis and proposers."""
+    again = reloader(fx.svc, fx.messages.append)
+    return lambda deps: dataclasses.replace(again(deps), diagnose=deps.diagnose, proposers=deps.proposers)
+
+
 def test_the_config_is_reloaded_after_a_kept_vault_yml_edit(tmp_path: Path) -> None:
     for reload in (True, False):
         fx = make_vault(tmp_path / str(reload))
         (fx.root / "scripts" / "collect.sh").write_text("#!/bin/sh\necho \"three commits on $AUTOVAULT_DATE $1\"\n")
         deps = fx.deps([("double", config_then_prompt(fx))])
-        kwargs: dict[str, Any] = {} if reload else {"reload": None}
+        kwargs: dict[str, Any] = {"reload": reloading(fx)} if reload else {}
         report = run_loop(deps, {"brief": 3.5, "notes": 5.0}, target=6.0, patience=1, max_cycles=2,
                           approve=approving(deps), **kwargs)  # a command line is code: approved at once
         first, second = report.results
@@ -215,13 +223,13 @@ def test_tasks_at_target_with_an_open_static_signature_come_after_the_rest(tmp_p
 
 def test_a_too_small_training_set_says_why_nothing_was_mined(tmp_path: Path) -> None:
     from domain.config import TaskConfig
-    from handlers.diagnose import _why_not_mined
+    from handlers.mining import why_not_mined
 
     (tmp_path / "Knowledge").mkdir()
     (tmp_path / "Knowledge" / "thin.md").write_text("# Thin\n\n## Key Facts\n- one\n- two\n\n## Related\n- x\n")
     task = TaskConfig.model_validate({"prompt": "p.md", "model": "ollama:x", "inputs": ["Knowledge/*.md"],
                                       "expect": {"sections": ["## Key Facts"], "blocks": {"regex": "^- .+", "min": 5}}})
-    why = _why_not_mined(tmp_path, task, [], {})
+    why = why_not_mined(tmp_path, task, [], {})
     assert why.startswith("no scored run") and "(1) all fail the task's own contract" in why and "blocks" in why
     (tmp_path / "Knowledge" / "rich.md").write_text("## Key Facts\n" + "".join(f"- fact {i}\n" for i in range(6)))
-    assert "1 input '## Key Facts' sections pass" in _why_not_mined(tmp_path, task, [], {})
+    assert "1 input '## Key Facts' sections pass" in why_not_mined(tmp_path, task, [], {})

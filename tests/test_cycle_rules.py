@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from domain.acceptance import guardrail_regressions, sign_test
 from domain.config import JudgeConfig, ResearchConfig, TaskConfig, VaultConfig
 from domain.runs import Check
-from handlers.verify import collector_changed, guardrail_regressions, plan_for, sign_test, simpler
+from handlers.verify import plan_for
+from handlers.verify_delta import collector_changed, simpler
 
 
 def checks(**passed: bool) -> list[Check]:
@@ -71,7 +73,7 @@ def test_the_candidate_collects_on_its_own_only_when_the_collector_changes() -> 
 
 
 def test_a_much_quicker_collector_is_recognised() -> None:
-    from handlers.verify import collect_ratio, faster
+    from domain.acceptance import collect_ratio, faster
 
     base = {"a": 0.40, "b": 0.50, "c": 0.45}
     assert faster(base, {"a": 0.05, "b": 0.06, "c": 0.90})  # median ratio 0.12: one slow outlier is not enough
@@ -85,7 +87,7 @@ def test_a_candidate_config_validates_against_the_shadow_wherever_vault_yml_sits
 
     from adapters.config_loader import ConfigError, load_config
     from adapters.workspace import ShadowWorkspace
-    from handlers.verify import load_config_text
+    from handlers.verify_delta import load_config_text
 
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "a.md").write_text("hi {context}")
@@ -96,17 +98,17 @@ def test_a_candidate_config_validates_against_the_shadow_wherever_vault_yml_sits
         live = load_config(where / "vault.yml", {})
         with ShadowWorkspace.create(live.root) as ws:
             ws.overlay({"prompts/b.md": "made by the same delta"})
-            cfg = load_config_text(yml.format(v=vault, p="prompts/b.md"), live, ws.root, {})
+            cfg = load_config_text(yml.format(v=vault, p="prompts/b.md"), live, ws.root, {}, load=load_config)
             assert cfg.tasks["a"].prompt == "prompts/b.md"
             with pytest.raises(ConfigError) as info:
-                load_config_text(yml.format(v=vault, p="prompts/c.md"), live, ws.root, {})
+                load_config_text(yml.format(v=vault, p="prompts/c.md"), live, ws.root, {}, load=load_config)
             assert str(info.value).startswith(f"{live.source}:4: tasks.a.prompt")  # names the live file
         assert not (tmp_path / "prompts" / "b.md").exists()
         assert sorted(p.name for p in where.iterdir() if p.name.startswith(".autovault")) == []
 
 
 def test_a_pool_delta_compares_the_runs_that_change_hands() -> None:
-    from handlers.verify import pool_slots
+    from handlers.verify_delta import pool_slots
 
     assert pool_slots(["a", "b", "coder"], ["a", "b"]) == (["coder"], ["a", "b"])
     assert pool_slots(["a"], ["a", "new"]) == (["a"], ["new"])

@@ -7,9 +7,10 @@ from pathlib import Path
 from domain.aggregates import Cycle
 from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
-from handlers.cycle import approve_cycle, cycle_facts, run_cycle
+from handlers.baseline import baseline_hash
+from handlers.cycle import approve_cycle, run_cycle
 from projections.quality import task_history, task_quality
-from tests.cycle_vault import BRIEF_PROMPT, IMPROVED_PROMPT, NOISE_PROMPT, live_state, make_vault
+from testbed.cycle_vault import BRIEF_PROMPT, IMPROVED_PROMPT, NOISE_PROMPT, live_state, make_vault
 
 
 def events(fx: object, key: str) -> list[str]:
@@ -89,7 +90,7 @@ def test_an_identical_delta_is_never_verified_twice(tmp_path: Path, store_url: s
     assert second.outcome == "nothing"
     assert "already verified in cycle " + first.key in second.rejected[0]
     assert fx.writer.calls == calls
-    assert set(cycle_facts(fx.svc.store).verified) == {delta.content_hash}
+    assert fx.svc.cycles.verified_in(delta.content_hash, baseline_hash(fx.svc.config, ["brief"])) == first.key
     assert events(fx, second.key) == ["Started", "Diagnosed", "Rejected", "Discarded"]
 
 
@@ -201,8 +202,8 @@ def test_seed_faults_fixed_through_vault_yml_with_the_flawed_models(tmp_path: Pa
     num_predict and turning thinking off (one vault.yml edit) is a verified keep."""
     from adapters.backends.registry import ModelRouter
     from daemon.bootstrap import bootstrap
-    from tests.servers.flawed_models import FlawedModels
-    from tests.servers.responder_backend import ResponderBackend
+    from testbed.doubles.flawed_models import FlawedModels
+    from testbed.servers.responder_backend import ResponderBackend
 
     fx = make_vault(tmp_path)
     text = fx.cfg.read_text().replace("model: ollama:writer\n    options: {num_predict: 200}",

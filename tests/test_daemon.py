@@ -15,9 +15,9 @@ import pytest
 from daemon.service import Options, run_service
 from domain.aggregates import Cycle, Task
 from domain.runs import RunResult
-from tests.daemon_harness import DaemonVault, wait_until
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.protocol import Reply, Request
+from testbed.daemon_harness import DaemonVault, wait_until
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.protocol import Reply, Request
 
 RUN = {"type": "run", "task": "brief", "run_id": "hb-1", "started": "2026-03-18T06:30:00Z", "model": "ollama:writer",
        "done_reason": "length", "status": "ok", "output": "Three commits landed and the build"}

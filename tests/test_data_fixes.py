@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.config_loader import check_config, load_config
-from daemon.bootstrap import Services, bootstrap, register_tasks
+from daemon.bootstrap import Services, bootstrap, diagnose_deps, register_tasks
 from domain.config import Expect, TaskConfig, TrainingConfig
 from domain.runs import RunResult, Score
 from domain.signatures import RunView
@@ -178,7 +178,7 @@ def test_a_lopsided_set_that_cannot_shrink_grows_by_mined_minority_examples(tmp_
                             context=f"## Ideas (unplanned)\n- idea {day}", source="daemon")
             svc.store.record_scored_run(run, Score(run.run_id, 4.5, "test"), "judge")
         svc.projections.catch_up()
-        ev = diagnose("goal-planner", svc)
+        ev = diagnose("goal-planner", diagnose_deps(svc))
         before = training_texts(svc.config.root, svc.config.task("goal-planner"))
     finally:
         svc.close()
@@ -195,7 +195,7 @@ def test_a_lopsided_set_that_cannot_shrink_grows_by_mined_minority_examples(tmp_
 def test_a_lopsided_set_with_nothing_to_mine_says_why_in_the_diagnosis(tmp_path: Path) -> None:
     svc = _planner_at_18(tmp_path / "b")
     try:
-        ev = diagnose("goal-planner", svc)
+        ev = diagnose("goal-planner", diagnose_deps(svc))
     finally:
         svc.close()
     sig = ev.signature("training_data_imbalanced")

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from adapters.atomic import sha256_file
-from daemon.bootstrap import Services
+from daemon.bootstrap import Services, diagnose_deps
 from domain.runs import RunResult, Score
-from handlers.diagnose import EXCERPT_RUNS, FileText, choose_bottleneck, diagnose, rank_tasks
+from handlers.diagnose import diagnose
+from handlers.evidence import FileText
+from handlers.evidence_parts import EXCERPT_RUNS
+from handlers.ranking import choose_bottleneck, rank_tasks
 from tests.seed_copy import seed_services
 
 
@@ -24,18 +27,18 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 def test_the_bottleneck_is_the_lowest_scoring_task_with_the_worst_signatures(svc: Services) -> None:
-    ranked = rank_tasks(svc)
+    ranked = rank_tasks(diagnose_deps(svc))
     assert ranked[0].task == "knowledge-seeder" and ranked[0].score == 1.0
     assert ranked[1].task == "output-judge"  # the same score, fewer and milder signatures
     assert "knowledge-judge" not in [r.task for r in ranked]  # healthy: at target, no signature
     scores = [r.score for r in ranked if r.score is not None]
     assert scores == sorted(scores)
-    assert choose_bottleneck(svc, exclude=["knowledge-seeder"]) == "output-judge"
-    assert diagnose(None, svc).task == "knowledge-seeder"
+    assert choose_bottleneck(diagnose_deps(svc), exclude=["knowledge-seeder"]) == "output-judge"
+    assert diagnose(None, diagnose_deps(svc)).task == "knowledge-seeder"
 
 
 def test_evidence_holds_signatures_contracts_and_hashed_files(svc: Services) -> None:
-    ev = diagnose("blog-drafter", svc)
+    ev = diagnose("blog-drafter", diagnose_deps(svc))
     assert {"too_short_for_consumer", "too_small_for_consumer"} <= {s.name for s in ev.signatures}
     assert ev.tasks == ("blog-drafter", "blog-writer")
     writer = next(n for n in ev.downstream if n.task == "blog-writer")
@@ -49,26 +52,26 @@ def test_evidence_holds_signatures_contracts_and_hashed_files(svc: Services) -> 
         assert f.complete and f.sha256 == sha256_file(disk)
     assert len(ev.runs) == EXCERPT_RUNS and ev.runs[-1].started.startswith("2026-03-17")
     assert ev.model_stats["ollama:qwen3:8b"]["runs"] == 8
-    writer_ev = diagnose("blog-writer", svc)
+    writer_ev = diagnose("blog-writer", diagnose_deps(svc))
     drafter = next(n for n in writer_ev.upstream if n.task == "blog-drafter")
     assert drafter.artifacts == ("Drafts/brief-{date}.md",) and drafter.observed["words"]["max"] < 300
 
 
 def test_static_lints_and_the_data_audit_are_signatures(svc: Services) -> None:
-    assert diagnose("knowledge-quiz", svc).has("section_regex_leak")
-    loop = diagnose("knowledge-spacer", svc).signature("subprocess_loop")  # measured: 4 sed + date + basename
+    assert diagnose("knowledge-quiz", diagnose_deps(svc)).has("section_regex_leak")
+    loop = diagnose("knowledge-spacer", diagnose_deps(svc)).signature("subprocess_loop")  # measured: 4 sed + date + basename
     assert loop is not None and loop.source == "trace" and (loop.evidence["per_item"], loop.evidence["items"]) == (6, 31)
-    planner = diagnose("goal-planner", svc)
+    planner = diagnose("goal-planner", diagnose_deps(svc))
     assert planner.data_audit is not None and planner.data_audit["labels"] == {"HAS-GOALS": 6, "NO-CHANGE": 12}
     assert planner.has("training_data_imbalanced") and "data/planner.jsonl" in planner.files
-    fashion = diagnose("fashion-signals", svc)
+    fashion = diagnose("fashion-signals", diagnose_deps(svc))
     assert fashion.script_inputs == {"signals/signals_list.txt": 61}
-    judge = diagnose("knowledge-judge", svc)
+    judge = diagnose("knowledge-judge", diagnose_deps(svc))
     assert judge.signatures == () and judge.data_audit is None
 
 
 def test_evidence_is_json_and_a_bounded_prompt(svc: Services) -> None:
-    ev = diagnose("morning-briefing", svc)
+    ev = diagnose("morning-briefing", diagnose_deps(svc))
     data = json.loads(ev.to_json())
     assert data["task"] == "morning-briefing" and data["files"]["vault.yml"]["in_config"] is True
     text = ev.to_prompt(5000)
@@ -88,7 +91,7 @@ def test_huge_runs_do_not_blow_up_the_evidence(tmp_path: Path) -> None:
             svc.store.record_run(run)
             svc.store.record_score("research-radar", Score(run.run_id, 1.0, "test", reasons=[huge]))
         svc.projections.catch_up()
-        ev = diagnose("research-radar", svc)
+        ev = diagnose("research-radar", diagnose_deps(svc))
     finally:
         svc.close()
     assert ev.has("truncated")
@@ -104,7 +107,7 @@ def test_an_oversized_file_is_carried_clipped_and_never_edited(tmp_path: Path) -
     try:
         prompt = svc.config.root / "prompts/research-radar.md"
         prompt.write_text(prompt.read_text() + "x" * 100_000)
-        ev = diagnose("research-radar", svc)
+        ev = diagnose("research-radar", diagnose_deps(svc))
     finally:
         svc.close()
     f = ev.files["prompts/research-radar.md"]
@@ -120,18 +123,18 @@ def test_runs_before_the_tasks_own_kept_change_are_stale_evidence(tmp_path: Path
     another task's cycle (a producer growing for this consumer) leaves this task's evidence alone."""
     services = seed_services(tmp_path)
     try:
-        before = {s.name for s in diagnose("output-judge", services).signatures}
+        before = {s.name for s in diagnose("output-judge", diagnose_deps(services)).signatures}
         assert "context_overflow" in before
-        writer = {s.name for s in diagnose("blog-writer", services).signatures}
+        writer = {s.name for s in diagnose("blog-writer", diagnose_deps(services)).signatures}
         for key, task, changed in (("output-judge-c1", "output-judge", "output-judge"),
                                    ("blog-drafter-c1", "blog-drafter", "blog-writer")):
             services.store.start_cycle(key, task, "cycle", None, "test")
             services.store.record_change(changed, "scripts/x.sh", None, "0" * 64, "", by="cycle", cycle_id=key)
-        after = diagnose("output-judge", services)
+        after = diagnose("output-judge", diagnose_deps(services))
         assert after.runs == () and not [s for s in after.signatures if s.source == "runs"]
         measured = after.signature("context_overflow")  # the files did not really change: measured, it still is
         assert measured is not None and measured.source == "trace"
-        assert {s.name for s in diagnose("blog-writer", services).signatures} == writer
-        assert "output-judge" not in [r.task for r in rank_tasks(services) if "context_overflow" in r.signatures]
+        assert {s.name for s in diagnose("blog-writer", diagnose_deps(services)).signatures} == writer
+        assert "output-judge" not in [r.task for r in rank_tasks(diagnose_deps(services)) if "context_overflow" in r.signatures]
     finally:
         services.close()

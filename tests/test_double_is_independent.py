@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.flawed_models import FlawedModels
-from tests.servers.protocol import Request
+from testbed.doubles.flawed_models import FlawedModels
+from testbed.servers.protocol import Request
 
 REPO = Path(__file__).resolve().parents[1]
-DOUBLE = [REPO / "tests/servers/flawed_models.py", REPO / "tests/servers/prompt_anatomy.py",
-          REPO / "tests/servers/data_reading.py", REPO / "benchmarks/fault_models.py"]
+DOUBLE = [REPO / "testbed/doubles/flawed_models.py", REPO / "testbed/doubles/prompt_anatomy.py",
+          REPO / "testbed/doubles/data_reading.py", REPO / "benchmarks/fault_models.py"]
 PROPOSERS = sorted((REPO / "handlers" / "proposers").glob("*.py"))
 MIN_CHARS = 12
 

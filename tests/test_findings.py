@@ -83,7 +83,7 @@ def fixed_log(path: Path, days: range = range(18, 21)) -> Path:
 
 
 def rows_by_key(svc: Services) -> dict[tuple[str, str], Any]:
-    findings_runner(svc.store).catch_up()
+    findings_runner(svc).catch_up()
     with svc.engine_connect() as conn:
         return {r.key: r for r in findings(conn)}
 

@@ -18,7 +18,7 @@ import pytest
 from adapters.config_loader import load_config
 from benchmarks.bench_faults import setup
 from benchmarks.fault_models import FaultModels
-from daemon.bootstrap import Services, cycle_deps
+from daemon.bootstrap import Services, cycle_deps, diagnose_deps, reloader
 from daemon.dataflow import current_findings, dataflow_for, refresh_after_events
 from domain.aggregates import Cycle, Finding
 from domain.ids import finding_id
@@ -29,7 +29,7 @@ from handlers.loop import run_loop
 from handlers.tasks import run_and_judge
 from projections.findings import open_keys
 from projections.quality import quality_table
-from tests.servers import OllamaServer
+from testbed.servers import OllamaServer
 
 INVOLVED = ("blog-drafter", "blog-writer", "lesson-distiller")
 MISMATCH = ("too_small_for_consumer", "blog-drafter->blog-writer")
@@ -74,7 +74,7 @@ def test_the_loop_fixes_the_seed_findings_and_live_runs_resolve_them(bench: tupl
         quality = {q.task: q.rolling_mean for q in quality_table(conn) if q.task in INVOLVED}
     # the postprocessor (scripts/**) waits for approval: approved at once, as a person would
     report = run_loop(deps, quality, target=4.5, patience=2, max_cycles=4,
-                      approve=lambda r: approve_cycle(deps, r.key))
+                      approve=lambda r: approve_cycle(deps, r.key), reload=reloader(svc, lambda _m: None))
     kept = {r.task: r.key for r in report.results if r.kept}
     assert {"blog-drafter", "lesson-distiller"} <= set(kept), [(r.task, r.outcome, r.reason) for r in report.results]
     drafter = next(r for r in report.results if r.key == kept["blog-drafter"])
@@ -109,7 +109,7 @@ def test_a_cycle_started_by_the_mismatch_sees_both_ends(bench: tuple[Path, Servi
     mismatch = next(f for f in current_findings(svc) if f.key == MISMATCH)
 
     # the evidence the producer's diagnosis packs: the consumer's contract beside the producer's observed sizes
-    evidence = diagnose("blog-drafter", svc)
+    evidence = diagnose("blog-drafter", diagnose_deps(svc))
     assert evidence.tasks == ("blog-drafter", "blog-writer")
     [writer] = [n for n in evidence.downstream if n.task == "blog-writer"]
     assert writer.requires == {"min_words": 300, "min_facts": 5, "sections": ["## Key facts"]}

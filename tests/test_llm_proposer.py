@@ -20,12 +20,12 @@ from adapters.backends.registry import ModelRouter
 from domain.ids import sha256_text
 from handlers.proposers.llm import ANSWER_SCHEMA, LLMProposer, Proposal
 from handlers.proposers.validate import config_scope_problem
-from tests.servers.anthropic_server import TEST_KEY, AnthropicServer
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.openai_server import OpenAIServer
-from tests.servers.protocol import Reply, Request
+from testbed.servers.anthropic_server import TEST_KEY, AnthropicServer
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.openai_server import OpenAIServer
+from testbed.servers.protocol import Reply, Request
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.server_fixtures"]
 
 KEY_ENV = "AUTOVAULT_TEST_ANTHROPIC_KEY"
 PROMPT = "Write a morning briefing.\nExample:\n## Weather\nSunny, 21C.\n---\nUse the notes below.\n"
@@ -372,7 +372,7 @@ def test_evidence_file_entries_may_be_objects_and_config_text_an_attribute() -> 
 
 
 def diagnosed(files: dict[str, Any]) -> Any:
-    from handlers.diagnose import Evidence, SignatureNote
+    from handlers.evidence import Evidence, SignatureNote
 
     sig = SignatureNote("copied_example", "high", "prompt", "output repeats the example", "runs")
     return Evidence(task="morning-briefing", tasks=("morning-briefing",), why="lowest score", score=2.0,
@@ -383,7 +383,7 @@ def diagnosed(files: dict[str, Any]) -> Any:
 
 
 def test_diagnose_evidence_and_clipped_files(ollama_server: OllamaServer, tmp_path: Path) -> None:
-    from handlers.diagnose import FileText
+    from handlers.evidence import FileText
 
     full = PROMPT + "\n".join(f"Note line {i}." for i in range(50)) + "\n"
     (tmp_path / "prompts").mkdir()

@@ -13,18 +13,19 @@ from typing import Any
 import pytest
 import yaml
 
+from daemon.bootstrap import diagnose_deps
 from domain.config import TaskConfig
 from domain.ids import sha256_text
 from handlers.diagnose import diagnose
 from handlers.proposers.chain import chain, last_turn
 from handlers.proposers.llm import LLMProposer, Proposal
 from handlers.verify_data import data_verdict
+from testbed.servers.anthropic_server import AnthropicServer
+from testbed.servers.ollama_server import OllamaServer
 from tests.seed_copy import seed_services
-from tests.servers.anthropic_server import AnthropicServer
-from tests.servers.ollama_server import OllamaServer
 from tests.test_llm_proposer import EDITABLE, Pack, replying, router
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.server_fixtures"]
 
 CONFIG = """vault: .
 tasks:
@@ -129,7 +130,7 @@ def test_the_evidence_quotes_failed_checks_and_is_what_the_model_is_sent(tmp_pat
                                                                          anthropic_server: AnthropicServer) -> None:
     svc = seed_services(tmp_path / "seed")
     try:
-        ev = diagnose("research-radar", svc)
+        ev = diagnose("research-radar", diagnose_deps(svc))
     finally:
         svc.close()
     assert any("code_fences" in d and "```" in d for d in ev.check_details)  # quotes of what the model wrote
@@ -188,15 +189,15 @@ def test_rules_are_the_first_pass_and_yield_the_next_turn_after_a_discard() -> N
 
 def test_what_was_tried_since_the_last_change_reaches_the_evidence(tmp_path: Path) -> None:
     from handlers.cycle import run_cycle
-    from tests.cycle_vault import NOISE_PROMPT, make_vault
+    from testbed.cycle_vault import NOISE_PROMPT, make_vault
 
     fx = make_vault(tmp_path)
     r = run_cycle(fx.deps([("double", lambda ev: [fx.edit("prompts/brief.md", NOISE_PROMPT,
                                                           description="say please")])]), "brief")
     assert r.outcome == "discarded"
-    ev = diagnose("brief", fx.svc)
+    ev = diagnose("brief", diagnose_deps(fx.svc))
     [t] = ev.tried
     assert (t["proposer"], t["outcome"], t["description"]) == ("double", "discarded", "say please")
     assert last_turn(ev) == "double"
     assert "## Already tried since the last kept change" in ev.to_prompt() and "say please" in ev.to_prompt()
-    assert diagnose("notes", fx.svc).tried == ()  # another task's cycle is not this task's history
+    assert diagnose("notes", diagnose_deps(fx.svc)).tried == ()  # another task's cycle is not this task's history

@@ -14,14 +14,14 @@ import pytest
 from adapters.backends.base import Health
 from adapters.backends.ollama_backend import OllamaBackend
 from adapters.backends.registry import ModelRouter
-from daemon.bootstrap import Services, bootstrap, register_tasks
+from daemon.bootstrap import Services, bootstrap, diagnose_deps, register_tasks
 from domain.delta_codec import delta_json
 from domain.runs import RunResult, Score
 from handlers.candidates import Candidate, best, is_coder, rank, tried_models
 from handlers.diagnose import diagnose
 from handlers.proposers import rules
+from testbed.servers import OllamaServer
 from tests.collector_vault import make
-from tests.servers import OllamaServer
 
 PROSE = {"model": "ollama:bad", "candidates": ["ollama:bad", "ollama:qwen2.5-coder:14b", "ollama:fresh",
                                                "ollama:good", "ollama:ok"]}
@@ -110,14 +110,14 @@ def seeder(tmp_path: Path) -> Iterator[Services]:
 
 
 def swap_target(svc: Services) -> str | None:
-    ev = diagnose("t", svc)
+    ev = diagnose("t", diagnose_deps(svc))
     change = rules.swap_model(ev, rules.base_texts(ev))
     return change.meta["model"] if change else None
 
 
 def discard(svc: Services, key: str) -> None:
     """A cycle proposed the swap diagnosis proposes now, and verification discarded it."""
-    ev = diagnose("t", svc)
+    ev = diagnose("t", diagnose_deps(svc))
     change = rules.swap_model(ev, rules.base_texts(ev))
     assert change is not None
     delta = rules.to_delta(ev, [change])
@@ -130,7 +130,7 @@ def discard(svc: Services, key: str) -> None:
 
 
 def test_after_a_discard_the_next_candidate_is_tried(seeder: Services) -> None:
-    ev = diagnose("t", seeder)
+    ev = diagnose("t", diagnose_deps(seeder))
     ranked = {c["model"]: c for c in ev.candidates}
     assert ranked["ollama:offline:1b"]["health"] == "down"  # the server has no such model: never a candidate
     assert swap_target(seeder) == "ollama:gemma3:12b"  # no history for any: the first reachable non-coder

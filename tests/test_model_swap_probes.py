@@ -13,9 +13,9 @@ from adapters.backends.ollama_backend import OllamaBackend
 from adapters.backends.openai_backend import OpenAIBackend
 from adapters.backends.registry import ModelRouter
 from domain.runs import Completion
-from tests.servers import TEST_KEY, AnthropicServer, OllamaServer, OpenAIServer
+from testbed.servers import TEST_KEY, AnthropicServer, OllamaServer, OpenAIServer
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.server_fixtures"]
 
 
 def test_ollama_is_up_only_with_the_model_pulled(closed_port_url: str) -> None:

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from daemon.bootstrap import diagnose_deps
 from domain import prompt_shapes as shapes
 from domain.config import TaskConfig
 from domain.ids import sha256_text
 from domain.signatures import RunView, TaskHistory, detect_signatures
-from handlers.diagnose import Evidence, FileText, Neighbour, SignatureNote, diagnose
+from handlers.diagnose import diagnose
+from handlers.evidence import Evidence, FileText, Neighbour, SignatureNote
 from handlers.proposers import rules
 from tests.seed_copy import seed_services
 from tests.test_prompt_shapes import CONDITIONALS, EXAMPLES, SLOTS
@@ -124,7 +126,7 @@ def test_a_tool_instruction_in_any_shape_gives_way_to_the_declared_blocks(senten
 def test_a_fix_vetoed_because_its_answers_hit_num_predict_comes_back_with_room(tmp_path: Path) -> None:
     svc = seed_services(tmp_path)
     try:
-        ev = diagnose("lesson-distiller", svc)
+        ev = diagnose("lesson-distiller", diagnose_deps(svc))
     finally:
         svc.close()
     first = {tuple(d.meta["rules"]) for d in rules.propose(ev)}
@@ -161,7 +163,7 @@ def test_a_producer_is_grown_for_what_its_consumer_requires(requires: dict[str, 
 
 def test_verification_judges_the_fact_bullets_a_consumer_requires(tmp_path: Path) -> None:
     from domain.config import VaultConfig
-    from handlers.verify import verification_contract
+    from handlers.verify_delta import verification_contract
 
     tasks = {"news": {"prompt": "p.md", "model": "ollama:m", "outputs": ["News/*.md"],
                       "expect": {"blocks": {"regex": "^- .+", "min": 3}}},

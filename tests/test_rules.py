@@ -18,15 +18,16 @@ import pytest
 import yaml
 
 from adapters.backends.ollama_backend import OllamaBackend
-from daemon.bootstrap import Services
+from daemon.bootstrap import Services, diagnose_deps
 from domain.delta import Delta
 from domain.prompt_shapes import example_sections, slots
 from domain.render import render_prompt
 from domain.runs import RunResult, Score
-from handlers.diagnose import Evidence, diagnose
+from handlers.diagnose import diagnose
+from handlers.evidence import Evidence
 from handlers.proposers import prompt_fixes, rules
+from testbed.servers import OllamaServer
 from tests.seed_copy import VAULT, apply, copy_seed, problems, seed_services
-from tests.servers import OllamaServer
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 @pytest.fixture(scope="module")
 def evidence(svc: Services) -> dict[str, Evidence]:
-    return {task: diagnose(task, svc) for task in svc.config.tasks}
+    return {task: diagnose(task, diagnose_deps(svc)) for task in svc.config.tasks}
 
 
 def first(deltas: list[Delta], rule: str) -> Delta:
@@ -280,7 +281,7 @@ def test_too_few_examples_are_mined_from_high_scoring_runs_that_pass_the_contrac
         for day, (run_id, output) in enumerate(refused.items(), start=23):  # scored 5, but fail a check
             svc.store.record_scored_run(_deepener_run(run_id, day, output), Score(run_id, 5.0, "test"), "judge")
         svc.projections.catch_up()
-        ev = diagnose("knowledge-deepener", svc)
+        ev = diagnose("knowledge-deepener", diagnose_deps(svc))
     finally:
         svc.close()
     sources = [m["source"] for m in ev.mined]
@@ -328,7 +329,7 @@ def test_rules_are_silent_once_their_fault_is_fixed(tmp_path: Path, evidence: di
         svc = seed_services(base)
         try:
             apply(delta, svc.config.source)
-            again = diagnose(task, svc)
+            again = diagnose(task, diagnose_deps(svc))
         finally:
             svc.close()
         texts = rules.base_texts(again)

@@ -1,6 +1,6 @@
 """Issue 14: proposed code never runs unapproved or outside a sandbox, and a delta never weakens the judge.
 
-Crafted hostile answers (`tests.servers.attacker`, 41 of them) come from loopback Ollama and Anthropic servers
+Crafted hostile answers (`testbed.doubles.attacker`, 41 of them) come from loopback Ollama and Anthropic servers
 through vault.yml's own LLM proposers and the real clients, and again as raw deltas handed straight to the
 cycle (a proposer that validates nothing). Each is either refused or left waiting for approval with nothing of
 it run: no task run, no Ran or Verified event, the live vault byte for byte as it was, and no canary outside
@@ -18,8 +18,8 @@ import pytest
 from adapters.atomic import sha256_file
 from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
-from tests.safety_vault import SafetyVault, make_safety_vault
-from tests.servers.attacker import CRAFTED, Crafted, Target, payload_sh
+from testbed.doubles.attacker import CRAFTED, Crafted, Target, payload_sh
+from testbed.safety_vault import SafetyVault, make_safety_vault
 
 BY_NAME = {c.name: c for c in CRAFTED}
 RAW_APPROVAL = {"other-task-collector"}  # the cycle itself does not confine config edits to one task: it waits

@@ -22,7 +22,7 @@ from adapters.workspace import ShadowWorkspace
 from domain.config import TaskConfig
 from domain.runs import Completion
 from handlers.collector_cost import collector_cpu
-from tests.safety_vault import Listener
+from testbed.safety_vault import Listener
 
 pytestmark = pytest.mark.skipif(sb.unavailable_reason() is not None, reason=str(sb.unavailable_reason()))
 
@@ -183,7 +183,8 @@ def test_the_runner_refuses_to_run_a_script_it_cannot_confine(tmp_path: Path, mo
     assert run.status == "failed" and run.error is not None and not (root / "ran").exists()
     assert run.error.startswith("collect: scripts/c.sh was not run: autovault sandbox: cannot confine scripts")
     assert "\n" not in run.error
-    assert collector_cpu(root, "scripts/c.sh", day="2026-03-18", task="t", timeout=10, base_env=os.environ) is None
+    assert collector_cpu(root, "scripts/c.sh", day="2026-03-18", task="t", timeout=10, confine=sb.confined,
+                         base_env=os.environ) is None
     assert not (root / "ran").exists()
     live = TaskRunner(root, Model(), sandbox=SandboxPolicy(live=False)).run("t", task(), date="2026-03-18")
     assert live.status == "ok" and (root / "ran").exists()  # `sandbox.live: false`: live runs as before
@@ -247,7 +248,8 @@ def test_the_cost_measurement_of_a_collector_is_confined_to_its_shadow(tmp_path:
     outside.mkdir()
     root = vault(tmp_path, f"#!/bin/sh\ntouch {outside}/measured\necho x\n")
     with ShadowWorkspace.create(root) as ws:
-        collector_cpu(ws.root, "scripts/c.sh", day="2026-03-18", task="t", timeout=10, base_env=os.environ)
+        collector_cpu(ws.root, "scripts/c.sh", day="2026-03-18", task="t", timeout=10, confine=sb.confined,
+                      base_env=os.environ)
     assert not (outside / "measured").exists()
 
 

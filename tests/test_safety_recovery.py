@@ -29,6 +29,7 @@ from benchmarks.safety_kills import (
     recover_and_check,
     steps_of,
 )
+from daemon.bootstrap import outside
 from daemon.cli import main
 from domain.aggregates import Task
 from handlers.apply import apply_delta, apply_root
@@ -80,7 +81,7 @@ def test_a_file_edited_after_the_kill_rolls_the_whole_delta_back(tmp_path: Path)
     (run / "vault" / "prompts" / "notes.md").write_text("a human got here first\n")
     config = load_config(run / "vault.yml", {})
     with VaultStore(config.store) as store:
-        report = recover_applies(apply_root(config), store)
+        report = recover_applies(apply_root(config), store, outside().git)
         assert report.rolled_back == [CYCLE]
         cycle = store.get_cycle(CYCLE)
         assert cycle is not None and cycle.phase == "failed"
@@ -134,14 +135,14 @@ def test_a_recovery_never_touches_an_apply_in_flight(tmp_path: Path) -> None:
     def apply() -> None:
         config = load_config(run / "vault.yml", {})
         with VaultStore(config.store) as store:
-            apply_delta(delta_for(run, shape), config, store, CYCLE, git=False,
+            apply_delta(delta_for(run, shape), config, store, CYCLE, outside(), git=False,
                         on_step=lambda s: gate.arrive(s) if s == "written:vault/prompts/brief.md" else None)
 
     pid = fork(apply)
     assert gate.wait() == "written:vault/prompts/brief.md"
     config = load_config(run / "vault.yml", {})
     with VaultStore(config.store) as store:
-        report = recover_applies(apply_root(config), store)  # another command starting now
+        report = recover_applies(apply_root(config), store, outside().git)  # another command starting now
     assert not report.anything and any((run / JOURNAL_DIR).iterdir())  # the live journal is left alone
     assert (run / "vault" / "prompts" / "notes.md").read_text() != shape.edits[1][1]
     gate.release()
@@ -193,7 +194,7 @@ def test_an_error_while_writing_rolls_back_and_records_nothing(tmp_path: Path) -
             raise PermissionError(13, "Permission denied", "notes.md")
 
     with VaultStore(config.store) as store, pytest.raises(PermissionError):
-        apply_delta(delta_for(run, shape), config, store, CYCLE, git=False, on_step=fail)
+        apply_delta(delta_for(run, shape), config, store, CYCLE, outside(), git=False, on_step=fail)
     outcome = recover_and_check(run, shape, "error", False)
     assert outcome.ok and outcome.state == "old"
 
@@ -231,7 +232,7 @@ def test_an_error_while_recording_is_finished_by_the_next_command(tmp_path: Path
     run = make_template(tmp_path / "v", shape)
     config = load_config(run / "vault.yml", {})
     with VaultStore(config.store) as store, pytest.raises(ConnectionError):
-        apply_delta(delta_for(run, shape), config, FailingStore(store), CYCLE, git=False)
+        apply_delta(delta_for(run, shape), config, FailingStore(store), CYCLE, outside(), git=False)
     assert any((run / JOURNAL_DIR).iterdir())  # the files are new, the journal waits for its record
     outcome = recover_and_check(run, shape, "store error", False)
     assert outcome.ok and outcome.state == "new"
@@ -250,9 +251,9 @@ def test_the_daemon_after_a_kill_mid_apply_says_cycle_kept_never_human(tmp_path:
     from daemon.service import Options, run_service
     from domain.delta import Delta, FileEdit
     from domain.ids import sha256_text
-    from tests.daemon_harness import DaemonVault
-    from tests.servers.ollama_server import OllamaServer
-    from tests.servers.protocol import Reply
+    from testbed.daemon_harness import DaemonVault
+    from testbed.servers.ollama_server import OllamaServer
+    from testbed.servers.protocol import Reply
 
     server = OllamaServer(lambda _r: Reply(text="one two three four five six seven eight")).start()
     v = DaemonVault.make(tmp_path, server.host)
@@ -264,13 +265,18 @@ def test_the_daemon_after_a_kill_mid_apply_says_cycle_kept_never_human(tmp_path:
                       edits=tuple(FileEdit(p, sha256_text((v.root / p).read_text()), t) for p, t in texts.items()),
                       tasks=("brief", "notes"))
         v.store.start_cycle("brief-c1", "brief", "cycle", None, "test")
+        v.store.update_cycle("brief-c1", lambda c: c.proposed(delta_hash="d", proposer="t", lever="prompt",
+                                                              rationale="", cost={}))
+        v.store.update_cycle("brief-c1", lambda c: c.verified(baseline=[3.0], candidate=[4.0], effect=1.0,
+                                                              interval=[0.5, 1.5], decision="keep", rule={},
+                                                              guardrails=[], cost={}))
         v.store.close()  # no open connection across the fork
         v._store = None
 
         def apply() -> None:
             config = load_config(v.cfg, {})
             with VaultStore(config.store) as store:
-                apply_delta(delta, config, store, "brief-c1", git=False,
+                apply_delta(delta, config, store, "brief-c1", outside(), git=False,
                             on_step=lambda s: os.kill(os.getpid(), signal.SIGKILL) if s.startswith("written:") else None)
 
         assert exit_code(fork(apply)) == -signal.SIGKILL

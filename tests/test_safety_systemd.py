@@ -62,14 +62,14 @@ APPLY = textwrap.dedent("""
     from adapters.config_loader import load_config
     from adapters.eventstore import VaultStore
     from benchmarks.safety_kills import CYCLE, SHAPES, delta_for
-    from daemon.bootstrap import bootstrap
+    from daemon.bootstrap import bootstrap, outside
     from handlers.apply import apply_delta
     run = Path(sys.argv[1])
     shape = next(s for s in SHAPES if s.name == "config-and-prompt" and not s.git)
     cfg = load_config(run / "vault.yml", {})
     with VaultStore(cfg.store) as store:
         try:
-            apply_delta(delta_for(run, shape), cfg, store, CYCLE, git=False)
+            apply_delta(delta_for(run, shape), cfg, store, CYCLE, outside(), git=False)
             print("applied")
         except OSError as e:
             print(f"refused errno {e.errno}")

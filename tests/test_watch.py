@@ -11,7 +11,7 @@ import pytest
 from adapters.atomic import write_atomic
 from adapters.config_loader import load_config
 from adapters.watch import Debouncer, OwnWrites, VaultWatcher, WatchSet, script_paths
-from tests.daemon_harness import DaemonVault
+from testbed.daemon_harness import DaemonVault
 
 
 def test_burst_of_events_on_one_path_is_one_change_after_quiet() -> None:

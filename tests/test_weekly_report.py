@@ -18,9 +18,9 @@ from domain.config import TaskConfig, VaultConfig
 from domain.runs import Completion
 from handlers.policies import Fix, KeptDelta, WeekFacts
 from handlers.weekly import RECOMMEND_SCHEMA, top_fixes, week_summary
-from tests.daemon_harness import DaemonVault
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.protocol import Reply, Request
+from testbed.daemon_harness import DaemonVault
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.protocol import Reply, Request
 
 RUN = {"type": "run", "task": "brief", "run_id": "hb-1", "started": "2026-03-18T06:30:00Z", "model": "ollama:writer",
        "done_reason": "length", "status": "ok", "output": "Three commits landed and the build"}

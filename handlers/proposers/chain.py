@@ -16,6 +16,7 @@ from domain.delta import Delta
 
 Proposer = Callable[[Any], list[Delta]]
 RULES = "rules"
+SIGNATURE_DRIVEN = frozenset({RULES})  # proposers that propose only for an open signature (an LLM may on a score)
 
 
 def last_turn(evidence: Any) -> str | None:
@@ -41,4 +42,4 @@ def chain(names: Sequence[str], rules: Proposer, llm: Callable[[str], Proposer])
     return [(n, (first_pass(rules) if has_llm else rules) if n == RULES else llm(n)) for n in names]
 
 
-__all__ = ["chain", "first_pass", "last_turn"]
+__all__ = ["RULES", "SIGNATURE_DRIVEN", "chain", "first_pass", "last_turn"]

@@ -72,7 +72,7 @@ RULES = """Rules:
 
 
 class EvidencePack(Protocol):
-    """What a proposer reads from the diagnosis (handlers.diagnose.Evidence satisfies it)."""
+    """What a proposer reads from the diagnosis (handlers.evidence.Evidence satisfies it)."""
 
     @property
     def task(self) -> str: ...

@@ -25,7 +25,8 @@ Rule table (signature → lever → edit):
                                                                                   exactly the asked sections
     collector_starving                                                   → script  → its cap (head/tail/sed/awk/
                                                                                   python/knob) ×5, within num_ctx
-    context_overflow, the model allows a larger num_ctx                  → config  → options.num_ctx to fit
+    context_overflow, the model allows a larger num_ctx                  → config  → options.num_ctx to fit with
+                                                                                  headroom, output_cap at what it holds
     context_overflow                                                     → script  → the dominant cap (or bare cat)
                                                                                   sized to fit, from measured output
     subprocess_loop                                                      → script  → one awk pass per loop item
@@ -49,7 +50,8 @@ from domain.delta import Delta, FileEdit, Lever
 from domain.ids import sha256_text
 from handlers import candidates
 from handlers.collector_limits import script_limits
-from handlers.diagnose import Evidence
+from handlers.collector_measure import SAFETY
+from handlers.evidence import Evidence
 from handlers.proposers import data_fixes, fork_merge, prompt_fixes, script_fixes
 from projections.globs import matches
 
@@ -58,6 +60,7 @@ NUM_PREDICT_CAP = 4096
 HEADROOM = 1.3  # new num_predict ≥ this × the longest complete output
 NARROW = 0.5  # an overflowing cap that could not be measured is halved
 CTX_HEADROOM = 1.25  # a raised num_ctx leaves room over the measured prompt + num_predict: inputs grow
+CAP_STEP = 1000  # a collector output cap is rounded down to this many bytes
 DATA_LATER = ("verified by the data contract (audit); its effect on the model shows only after fine-tuning, "
               "a later GPU experiment")
 SOLO_LEVERS = frozenset({"model", "candidates", "data", "postprocess"})  # a hypothesis of its own: never composed
@@ -374,21 +377,42 @@ def widen_starving_head(ev: Evidence, texts: Texts) -> Change | None:
                           f"collector_starving: {resize['why']}", file=sig.evidence.get("path"))
 
 
+def context_cap(size: Mapping[str, Any], num_ctx: int) -> int | None:
+    """Bytes of collector output that still fit `num_ctx` beside the template and num_predict, at the measured
+    tokens per character (None when the measurement cannot say)."""
+    tokens, template, chars = size.get("prompt_tokens"), size.get("template_tokens"), size.get("context_chars")
+    if not tokens or template is None or not chars or tokens <= template:
+        return None
+    room = num_ctx - (size.get("num_predict") or 0) - template - math.ceil(SAFETY * num_ctx)
+    cap = math.floor(room * chars / (tokens - template) / CAP_STEP) * CAP_STEP
+    return cap if cap > chars else None
+
+
 def raise_num_ctx(ev: Evidence, texts: Texts) -> Change | None:
-    """An overflowing prompt that fits the model's real window: raise num_ctx instead of cutting the data."""
+    """An overflowing prompt that fits the model's real window: raise num_ctx instead of cutting the data, with
+    headroom, and cap the collector's output at what the new window holds. The context grows when the tasks it
+    reads write more (they get fixed too): past the headroom the cap cuts the context's end, where an overflow
+    would cut the prompt's start — the instructions."""
     size = ev.collector.get("size") or {}
     ceiling, tokens = size.get("ceiling"), size.get("prompt_tokens")
     if not ev.has("context_overflow") or not ceiling or not tokens:
         return None
-    need = _round_up((tokens + (size.get("num_predict") or 0)) * CTX_HEADROOM, 256)
-    if need > ceiling or need <= (size.get("num_ctx") or 0):
+    need = min(ceiling, _round_up((tokens + (size.get("num_predict") or 0)) * CTX_HEADROOM, 256))
+    if need < tokens + (size.get("num_predict") or 0) + math.ceil(SAFETY * need) or need <= (size.get("num_ctx") or 0):
         return None
     text = _config_edit(ev, texts, ["options", "num_ctx"], need)
     if text is None:
         return None
-    return Change("raise_num_ctx", "config", f"{ev.task}: num_ctx {size.get('num_ctx')}→{need}",
+    desc = f"{ev.task}: num_ctx {size.get('num_ctx')}→{need}"
+    cap = context_cap(size, need)
+    if cap is not None and cap < ev.task_config().output_cap:
+        capped = _config_edit(ev, {**texts, ev.config_name: text}, ["output_cap"], cap)
+        if capped is not None:
+            text, desc = capped, f"{desc}, collector output capped at {cap} bytes"
+    return Change("raise_num_ctx", "config", desc,
                   f"context_overflow: the prompt is {tokens} tokens ({size.get('method')}); the model allows "
-                  f"{ceiling} ({size.get('window')})", ("context_overflow",), {ev.config_name: text})
+                  f"{ceiling} ({size.get('window')}); the cap keeps a growing context inside the new window",
+                  ("context_overflow",), {ev.config_name: text}, meta={"num_ctx": need, "output_cap": cap})
 
 
 def narrow_overflowing_head(ev: Evidence, texts: Texts) -> Change | None:

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from tests.servers.loopback import LoopbackServer, Recorded, Response, sse
-from tests.servers.ollama_server import pieces
-from tests.servers.protocol import Reply, Request, Responder, apply_budget, count_tokens, echo
+from testbed.servers.loopback import LoopbackServer, Recorded, Response, sse
+from testbed.servers.ollama_server import pieces
+from testbed.servers.protocol import Reply, Request, Responder, apply_budget, count_tokens, echo
 
 
 class OpenAIServer(LoopbackServer):

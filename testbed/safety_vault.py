@@ -1,6 +1,6 @@
 """A vault for the proposal-safety tests and `benchmarks/bench_safety_proposals.py`: real collectors, a real
 SQLite store, the real ollama and anthropic clients (vault.yml's own wiring) against loopback servers whose
-structured calls are answered by `tests.servers.attacker`, and canaries that show whether proposed code ran.
+structured calls are answered by `testbed.doubles.attacker`, and canaries that show whether proposed code ran.
 
 Layout under one folder: vault.yml, state/ (the store), outside/ (anything that appears there was written
 outside the vault; it holds target.md, which vault/prompts/linked.md links to) and vault/, where
@@ -29,10 +29,10 @@ from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
 from handlers.cycle import CycleDeps, CycleResult, approve_cycle, run_cycle
 from handlers.proposers.llm import proposer
-from tests.cycle_vault import live_state, responder
-from tests.servers.anthropic_server import TEST_KEY, AnthropicServer
-from tests.servers.attacker import Attacker, Crafted, Target
-from tests.servers.ollama_server import OllamaServer
+from testbed.cycle_vault import live_state, responder
+from testbed.doubles.attacker import Attacker, Crafted, Target
+from testbed.servers.anthropic_server import TEST_KEY, AnthropicServer
+from testbed.servers.ollama_server import OllamaServer
 
 KEY_ENV = "AUTOVAULT_TEST_ANTHROPIC_KEY"
 VAULT_YML = """\

@@ -64,8 +64,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tests.servers.data_reading import Data, Group, key, labelled, read_data
-from tests.servers.prompt_anatomy import (
+from testbed.doubles.data_reading import Data, Group, key, labelled, read_data
+from testbed.doubles.prompt_anatomy import (
     ENUMERATED,
     HEADING,
     ISO_ANY,
@@ -80,7 +80,7 @@ from tests.servers.prompt_anatomy import (
     slots,
     target_words,
 )
-from tests.servers.protocol import Reply, Request, apply_budget
+from testbed.servers.protocol import Reply, Request, apply_budget
 
 MAX_ITEMS = 12
 BLOCK_WORDS = 36  # a block with no body template gets two or three sentences

@@ -1,4 +1,4 @@
-"""`check` warns about Anthropic models that the installed client says retire, and names the fix."""
+"""`check` warns about what still runs but will hurt: retiring Anthropic models, passwords kept in history."""
 
 from __future__ import annotations
 
@@ -60,3 +60,11 @@ def test_check_is_quiet_on_current_models(tmp_path: Path, capsys: pytest.Capture
     cfg = _vault(tmp_path, CURRENT_DEFAULT, "embedded:smollm2-135m")
     assert main(["--config", str(cfg), "check"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_check_warns_about_a_password_in_vault_yml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _vault(tmp_path, CURRENT_DEFAULT, "embedded:smollm2-135m")
+    cfg.write_text(cfg.read_text() + "store: postgresql+psycopg://vault:s3cret@db.example/vault\n")
+    assert main(["--config", str(cfg), "check"]) == 0
+    err = capsys.readouterr().err
+    assert "vault.yml:8: warning: a URL carries a password" in err and "s3cret" not in err

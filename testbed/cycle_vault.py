@@ -21,7 +21,7 @@ from domain.delta import Delta, FileEdit
 from domain.ids import sha256_text
 from domain.runs import Completion
 from handlers.cycle import CycleDeps
-from tests.servers.protocol import Reply, Request
+from testbed.servers.protocol import Reply, Request
 
 VAULT_YML = """\
 vault: vault

@@ -10,8 +10,8 @@ from typing import Any
 from adapters.backends.base import Message
 from adapters.backends.messages import as_messages
 from domain.runs import Completion
-from tests.servers.ollama_server import DEFAULT_NUM_CTX
-from tests.servers.protocol import Reply, Request, Responder, apply_budget, count_tokens, fit_context
+from testbed.servers.ollama_server import DEFAULT_NUM_CTX
+from testbed.servers.protocol import Reply, Request, Responder, apply_budget, count_tokens, fit_context
 
 
 class ResponderBackend:

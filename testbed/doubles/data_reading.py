@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tests.servers.prompt_anatomy import (
+from testbed.doubles.prompt_anatomy import (
     DAY,
     FILE_LINE,
     GROUP_HEADER,

@@ -1,5 +1,5 @@
 """pytest fixtures for the loopback servers. A test module opts in with
-`pytest_plugins = ["tests.servers.fixtures"]` (or a conftest imports them).
+`pytest_plugins = ["tests.server_fixtures"]` (or a conftest imports them).
 
 Each fixture yields a started server with the default echo responder; set `server.responder = ...` in
 the test to plug another (e.g. `FlawedModels(seed=1)`). Servers stop at teardown.
@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers.anthropic_server import TEST_KEY, AnthropicServer
-from tests.servers.ollama_server import OllamaServer
-from tests.servers.openai_server import OpenAIServer
+from testbed.servers.anthropic_server import TEST_KEY, AnthropicServer
+from testbed.servers.ollama_server import OllamaServer
+from testbed.servers.openai_server import OpenAIServer
 
 __all__ = ["TEST_KEY", "anthropic_server", "closed_port_url", "ollama_server", "openai_server"]
 

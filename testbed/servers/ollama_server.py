@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.servers.loopback import LoopbackServer, Recorded, Response, ndjson
-from tests.servers.protocol import Reply, Request, Responder, apply_budget, count_tokens, echo, fit_context
+from testbed.servers.loopback import LoopbackServer, Recorded, Response, ndjson
+from testbed.servers.protocol import Reply, Request, Responder, apply_budget, count_tokens, echo, fit_context
 
 DEFAULT_NUM_CTX = 4096
 _PIECE = re.compile(r"\s*\S+\s*|\s+")

@@ -1,0 +1,145 @@
+"""The read models every process keeps caught up, and how a command that only reads them opens a vault.
+
+Opening a vault for a command that acts (`daemon.open_vault.open_vault`) settles interrupted applies, records a
+changed vault.yml and changed tasks, and folds new events into the read models — which takes the write side, an
+eventsourcing Application over SQLAlchemy's ORM, and a load of every task's aggregate. `status` and `history` only
+read, and usually all of that has nothing to do: `open_read_models` checks that it has nothing to do, cheaply —
+no journal waits, every read model has folded the last event with its current table shape, and vault.yml and its
+tasks as loaded are the ones on record (`projections.config_record`) — and then opens the database alone. When
+any check fails it opens the vault the full way, so the answer is the same either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Connection, Engine
+
+from adapters.atomic import JOURNAL_DIR
+from adapters.database import last_position, open_engine
+from adapters.workspace import sweep_orphans
+from domain.config import VaultConfig
+from handlers.apply_journal import apply_root
+from handlers.config_history import config_hashes, task_config_hash
+from projections.config_record import VAULT, ConfigRecordProjection, on_record, task_subject, vault_digest
+from projections.cycle_facts import CycleFactsProjection
+from projections.experiments import ExperimentsProjection
+from projections.last_change import LastChangeProjection
+from projections.ledger import LedgerProjection
+from projections.quality import QualityProjection
+from projections.runner import Projection, schema_fingerprint, tracking_table
+from projections.runs import RunsProjection
+
+if TYPE_CHECKING:
+    from daemon.bootstrap import Services
+
+
+def live_projections(config: VaultConfig) -> list[Projection]:
+    """What `bootstrap()` folds events into, in every process that opens the vault."""
+    return [
+        RunsProjection(),
+        QualityProjection(rolling=config.research.rolling),
+        LedgerProjection(),
+        ExperimentsProjection(),
+        CycleFactsProjection(),
+        LastChangeProjection(),
+        ConfigRecordProjection(),
+    ]
+
+
+def file_text(path: Path) -> str | None:
+    """A file's text for the config history (None when it is not there: a config built in memory)."""
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_absolute() and path.is_file() else None
+
+
+def vault_text(config: VaultConfig, rel: str | None) -> str:
+    """A vault file's text for the config history ('' when absent)."""
+    return (file_text(config.root / rel) or "") if rel else ""
+
+
+class ReadModels(Protocol):
+    """What a reading command uses: `Services` has it, and so does `ReadOnlyVault`."""
+
+    config: VaultConfig
+
+    def engine_connect(self) -> Connection: ...
+
+    def __enter__(self) -> ReadModels: ...
+
+    def __exit__(self, *_: object) -> None: ...
+
+
+class ReadOnlyVault:
+    """The read models of a vault whose write side has nothing to do: its database, nothing else."""
+
+    def __init__(self, config: VaultConfig, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+
+    def engine_connect(self) -> Connection:
+        return self.engine.connect()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ReadOnlyVault:
+        return self
+
+    def __exit__(self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None) -> None:
+        self.close()
+
+
+def open_read_models(config: str | Path | VaultConfig) -> ReadOnlyVault | Services:
+    """The vault opened for reading: its database alone when the write side has nothing to do, else in full."""
+    from daemon.open_vault import open_vault, read_config
+
+    cfg = read_config(config)
+    quick = _read_only(cfg)
+    return quick if quick is not None else open_vault(cfg)
+
+
+def _read_only(config: VaultConfig) -> ReadOnlyVault | None:
+    if _journals_wait(apply_root(config)):
+        return None  # an interrupted apply: recovering it needs the write side
+    sweep_orphans()  # as bootstrap() does
+    engine = open_engine(config.store)
+    try:
+        last = last_position(engine)
+        if last is not None:
+            with engine.connect() as conn:
+                if _caught_up(conn, live_projections(config), last) and on_record(conn, config_subjects(config)):
+                    return ReadOnlyVault(config, engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    engine.dispose()
+    return None
+
+
+def _journals_wait(root: Path) -> bool:
+    journals = root.resolve() / JOURNAL_DIR
+    return journals.is_dir() and any(journals.iterdir())
+
+
+def _caught_up(conn: Connection, projections: list[Projection], last: int) -> bool:
+    """Has every read model folded event `last`, with the table shape this version defines?"""
+    found = inspect(conn)
+    if not found.has_table(tracking_table.name) or \
+            "schema" not in {c["name"] for c in found.get_columns(tracking_table.name)}:
+        return False
+    t = tracking_table.c
+    rows = {name: (int(position), str(schema)) for name, position, schema in conn.execute(
+        select(t.projection, t.notification_id, t.schema).where(t.projection.in_([p.name for p in projections])))}
+    return all(p.name in rows and rows[p.name][0] >= last and rows[p.name][1] == schema_fingerprint(p)
+               for p in projections)
+
+
+def config_subjects(config: VaultConfig) -> dict[str, str]:
+    """What `register_tasks` would find on record when it has nothing to record: subject → hash."""
+    text_hash, sections, _ = config_hashes(config, file_text(config.source), lambda rel: vault_text(config, rel))
+    subjects = {task_subject(name): task_config_hash(config, name) for name in config.tasks}
+    subjects[VAULT] = vault_digest(text_hash, sections)
+    return subjects
