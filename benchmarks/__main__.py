@@ -1,9 +1,10 @@
-"""`make bench`: run every benchmark module in turn; each prints its own figures."""
+"""`make bench`: run every benchmark module in turn, each in a process of its own (one that loaded torch would
+otherwise make the next one's forks slower), each printing its own figures."""
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
+import subprocess
 import sys
 import time
 
@@ -21,8 +22,7 @@ def main(argv: list[str]) -> int:
             continue
         print(f"\n== {name} ==", flush=True)
         t0 = time.perf_counter()
-        module = importlib.import_module(f"benchmarks.{name}")
-        module.main()
+        subprocess.run([sys.executable, "-c", f"from benchmarks.{name} import main; main()"], check=False)
         print(f"({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
     return 0
 

@@ -7,26 +7,22 @@ import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adapters.config_loader import load_config
-from adapters.git import merge3
-from adapters.history_io import HistoryFileError, export_history, import_history
 from daemon.bootstrap import Services, audit_deps, bootstrap, cycle_deps
-from daemon.commands_cycle import _print_result
 from daemon.open_vault import open_vault
 from daemon.output import fmt_score, fmt_trend, print_json, table, to_jsonable
 from domain.aggregates import Audit, Task, Vault
 from domain.when import parse_point
 from handlers.audit import AuditDeps, AuditReport, audit
-from handlers.bisect import BisectResult, bisect
-from handlers.report import report
-from handlers.revert import RevertRefused, find_change, revert
 from projections import default_projections
-from projections.as_of import AsOf
 from projections.ledger import ledger_rows
 from projections.quality import quality_table
 from projections.score_series import scored_tasks
+
+if TYPE_CHECKING:
+    from handlers.bisect import BisectResult
+    from projections.as_of import AsOf
 
 DIFF_LINES = 60  # per change in the terminal; --full-diff (and --json) show all
 
@@ -61,6 +57,8 @@ def position_of(deps: AuditDeps, text: str | None, option: str, default: int) ->
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from handlers.bisect import bisect  # each command imports what it alone needs: a CLI start stays short
+
     with open_vault(args.config) as svc:
         svc.config.task(args.task)
         deps = audit_deps(svc, _say(args))
@@ -123,6 +121,8 @@ def _print_bisect(b: BisectResult) -> None:
 
 
 def _as_of(svc: Services, position: int) -> AsOf:
+    from projections.as_of import AsOf
+
     return AsOf(svc.store, default_projections(svc.config.research.rolling), position)
 
 
@@ -175,6 +175,10 @@ def _time_at(deps: AuditDeps, position: int) -> str | None:
 
 
 def cmd_revert(args: argparse.Namespace) -> int:
+    from adapters.git import merge3
+    from daemon.commands_cycle import _print_result
+    from handlers.revert import RevertRefused, find_change, revert
+
     with open_vault(args.config) as svc:
         deps = audit_deps(svc, _say(args))
         task, position, audit_key = _resolve_change(deps, args.change, args.task)
@@ -225,6 +229,7 @@ def _task_at(deps: AuditDeps, position: int) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from adapters.report_render import MatplotlibReport  # matplotlib costs every other command a second to import
+    from handlers.report import report
 
     with open_vault(args.config) as svc:
         deps = audit_deps(svc)
@@ -246,6 +251,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from adapters.history_io import export_history
+
     with open_vault(args.config) as svc:
         counts = export_history(svc.store, Path(args.file))
     if args.json:
@@ -256,6 +263,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from adapters.config_loader import load_config
+    from adapters.history_io import HistoryFileError, import_history
+
     path = Path(args.file)
     if not path.is_file():
         raise _user_error(f"import {path}: no such file — fix: pass a file made by `autovault export`")
