@@ -498,3 +498,8 @@ def _sweep_temps(target: Path) -> None:
 def glob_escape(name: str) -> str:
     """Escape glob metacharacters so a file name matches only itself."""
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def journal_home(vault_root: Path, config_dir: Path) -> Path:
+    """Where apply journals live: the vault root, or the folder holding both it and vault.yml."""
+    return Path(os.path.commonpath([vault_root.resolve(), config_dir.resolve()]))

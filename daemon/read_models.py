@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.atomic import JOURNAL_DIR
+from adapters.atomic import JOURNAL_DIR, journal_home
 from adapters.database import last_position, open_engine
 from adapters.workspace import sweep_orphans
 from domain.config import VaultConfig
-from handlers.apply_journal import apply_root
 from handlers.config_history import config_hashes, task_config_hash
 from projections.config_record import VAULT, ConfigRecordProjection, on_record, task_subject, vault_digest
 from projections.cycle_facts import CycleFactsProjection
@@ -102,7 +101,7 @@ def open_read_models(config: str | Path | VaultConfig) -> ReadOnlyVault | Servic
 
 
 def _read_only(config: VaultConfig) -> ReadOnlyVault | None:
-    if _journals_wait(apply_root(config)):
+    if _journals_wait(journal_home(config.root, config.source.parent)):
         return None  # an interrupted apply: recovering it needs the write side
     sweep_orphans()  # as bootstrap() does
     engine = open_engine(config.store)

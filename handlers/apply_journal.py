@@ -14,7 +14,6 @@ edited since the kill, every file is rolled back and the cycle fails with a one-
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from adapters.atomic import Journal, Recovery, open_journals, settle, sweep_lock_files
+from adapters.atomic import Journal, Recovery, journal_home, open_journals, settle, sweep_lock_files
 from adapters.git import GitError
 from domain import ids
 from domain.aggregates import Task
@@ -36,9 +35,8 @@ CHANGED: Any = Task.Changed  # type: ignore[attr-defined]
 
 
 def apply_root(config: VaultConfig) -> Path:
-    """Where the journal lives: the vault root, or the folder holding both it and vault.yml."""
-    root, cfg_dir = config.root.resolve(), config.source.resolve().parent
-    return Path(os.path.commonpath([root, cfg_dir]))
+    """Where the journal lives (`adapters.atomic.journal_home`) for this vault and its vault.yml."""
+    return journal_home(config.root, config.source.parent)
 
 
 class RecordStore(Protocol):
