@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import confine
+from adapters import confine, subprocesses
 from adapters import sandbox as sb
 from adapters.config_loader import ConfigError, load_config
 from adapters.runner import TaskRunner
@@ -160,14 +160,17 @@ def denying(syscall: int, then: str) -> str:
             "(0x06, 0, 0, 0x7fff0000)]); c._check(c._libc().prctl(22, 2, ref, 0, 0), 'seccomp'); " + then)
 
 
-def test_a_child_that_cannot_confine_itself_never_execs(place: tuple[Path, Path]) -> None:
-    """Landlock available to prepare a ruleset but not to enforce it: the forked child fails before exec."""
+@pytest.mark.parametrize("large", [False, True], ids=["forked-child", "launcher"])
+def test_a_child_that_cannot_confine_itself_never_execs(place: tuple[Path, Path], large: bool) -> None:
+    """Landlock available to prepare a ruleset but not to enforce it: the forked child fails before exec, and so
+    does the launcher a large process starts its scripts through — the same one-line refusal."""
     inside, _ = place
     canary = inside / "ran"
-    then = ("from adapters.sandbox import Confinement, SandboxUnavailable; from adapters.subprocesses import run_script\n"
+    then = ("from adapters import subprocesses; from adapters.sandbox import Confinement, SandboxUnavailable\n"
+            f"subprocesses.LARGE_PROCESS_BYTES = {0 if large else 1 << 60}\n"
             "try:\n"
-            f"    run_script(['sh', '-c', 'touch {canary}'], cwd=sys.argv[2], env={{}}, timeout=30, output_cap=99, "
-            "confinement=Confinement((sys.argv[2],)))\n"
+            f"    subprocesses.run_script(['sh', '-c', 'touch {canary}'], cwd=sys.argv[2], env=dict(os.environ), "
+            "timeout=30, output_cap=99, confinement=Confinement((sys.argv[2],)))\n"
             "except SandboxUnavailable as e:\n    print(e)")
     proc = subprocess.run([sys.executable, "-c", denying(446, "\n" + then).replace("; \n", "\n"),
                            str(Path(confine.__file__).parents[1]), str(inside)], capture_output=True, text=True,
@@ -188,6 +191,18 @@ def test_the_runner_refuses_to_run_a_script_it_cannot_confine(tmp_path: Path, mo
     assert not (root / "ran").exists()
     live = TaskRunner(root, Model(), sandbox=SandboxPolicy(live=False)).run("t", task(), date="2026-03-18")
     assert live.status == "ok" and (root / "ran").exists()  # `sandbox.live: false`: live runs as before
+
+
+def test_a_large_process_confines_its_scripts_through_the_launcher(place: tuple[Path, Path],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past LARGE_PROCESS_BYTES a script starts through the launcher instead of a forked preexec_fn, confined alike
+    (its refusal: `test_a_child_that_cannot_confine_itself_never_execs`)."""
+    inside, outside = place
+    monkeypatch.setattr(subprocesses, "LARGE_PROCESS_BYTES", 0)
+    script = f"echo hi; touch {outside}/escaped; touch {inside}/ok"
+    res = run_script(["sh", "-c", script], cwd=inside, env=dict(os.environ), timeout=30, output_cap=99,
+                     confinement=Confinement((inside,)))
+    assert res.stdout == b"hi\n" and (inside / "ok").exists() and not (outside / "escaped").exists()
 
 
 class Model:
