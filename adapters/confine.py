@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 REFUSED = 126  # the launcher's exit status when it could not confine itself: the command never started
+EXEC_FAILED = 127  # ... when it confined itself but could not exec the command (the line says errno)
+EXEC_FAILED_MARK = "autovault launcher:"
 MARK = "autovault sandbox:"
 
 # Audit arch and the system calls the filter checks, per machine (landlock's numbers are the same on both).
@@ -241,8 +243,9 @@ def main(args: Sequence[str]) -> int:
     try:
         os.execvp(argv[0], argv)
     except OSError as e:
-        print(f"cannot start {argv[0]}: {e.strerror or e}", file=sys.stderr, flush=True)
-    return 127
+        print(f"{EXEC_FAILED_MARK} errno {e.errno}: cannot start {argv[0]}: {e.strerror or e}", file=sys.stderr,
+              flush=True)
+    return EXEC_FAILED
 
 
 if __name__ == "__main__":

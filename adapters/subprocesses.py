@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import selectors
 import shlex
 import signal
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.atomic import safe_path
+from adapters.confine import EXEC_FAILED, EXEC_FAILED_MARK
 from adapters.sandbox import MARK, REFUSED, Confinement, SandboxUnavailable, confined, launch
 
 SAFE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
@@ -107,6 +109,8 @@ def run_script(
             result = _run(run_argv, cwd, run_env, timeout, output_cap, stdin, stderr_cap, t0, None)
         if result.returncode == REFUSED and result.stderr.startswith(MARK.encode()):
             raise SandboxUnavailable(result.stderr.decode("utf-8", "replace").splitlines()[0])
+        if result.returncode == EXEC_FAILED and (failed := _exec_failure(result.stderr)) is not None:
+            raise failed  # as Popen raises it on the other path
         return result
     with confined(env, confinement) as (run_env, preexec):
         return _run(argv, cwd, run_env, timeout, output_cap, stdin, stderr_cap, t0, preexec)
@@ -116,6 +120,13 @@ def run_script(
 # here, against ~30 ms to start the launcher (a bare Python that confines itself, then execs). A daemon that holds
 # a model or has trained one in process is past the crossover.
 LARGE_PROCESS_BYTES = 512 << 20
+
+
+def _exec_failure(stderr: bytes) -> OSError | None:
+    """The launcher's line saying it could not exec the command, as the OSError exec raised; None otherwise."""
+    found = re.match(rf"{re.escape(EXEC_FAILED_MARK)} errno (\d+): cannot start (.*?): (.*)$",
+                     stderr.decode("utf-8", "replace").split("\n", 1)[0])
+    return None if found is None else OSError(int(found[1]), found[3], found[2])
 
 
 def resident_bytes() -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters import subprocesses
 from adapters.backends.base import BackendError
 from adapters.runner import TaskRunner
 from adapters.workspace import ShadowWorkspace
@@ -325,7 +326,10 @@ def test_date_defaults_to_the_clock_and_started_is_utc(vault: Path) -> None:
     assert result.artifacts.keys() == {f"Briefings/{now.astimezone().date().isoformat()}.md"}
 
 
-def test_a_missing_interpreter_is_a_clear_failed_run(vault: Path) -> None:
+@pytest.mark.parametrize("large", [False, True], ids=["forked-child", "launcher"])
+def test_a_missing_interpreter_is_a_clear_failed_run(vault: Path, large: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same one line whether the script starts from a forked child or, in a large process, the launcher."""
+    monkeypatch.setattr(subprocesses, "LARGE_PROCESS_BYTES", 0 if large else 1 << 60)
     write(vault, "scripts/mb.sh", "#!/nonexistent/interpreter\necho hi\n", 0o755)
     result = runner(vault, FakeModel()).run("mb", task(), date=DAY)
     assert result.status == "failed" and result.error is not None
