@@ -179,8 +179,11 @@ def cycle_deps(svc: Services, progress: Callable[[str], None]) -> CycleDeps:
                         confine=svc.outside.confine,
                         progress=progress, record=lambda run, score, cycle: record_verification_run(
                             svc.store, run, score, cycle))
-    return CycleDeps(store=svc.store, verify=verify, diagnose=lambda task: diagnose(task, diagnose_deps(svc)),
-                     proposers=proposers(svc), reading=lambda: diagnose_deps(svc),
+    def reading() -> DiagnoseDeps:  # built per call: a reload replaces config, runner and models
+        return diagnose_deps(svc)
+
+    return CycleDeps(store=svc.store, verify=verify, diagnose=lambda task: diagnose(task, reading()),
+                     proposers=proposers(svc), reading=reading,
                      facts=svc.cycles, outside=svc.outside)
 
 
