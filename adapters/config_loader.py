@@ -37,17 +37,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from adapters.config_checks import config_issues, parts_of, vault_root
+from adapters.config_env import ENV_OVERRIDES, resolve_store
 from adapters.config_errors import Issue, KeyPath, dotted, schema_issues
 from adapters.config_yaml import YamlDoc, YamlSyntaxError, compose_yaml
 from domain.config import VaultConfig
 
-ENV_OVERRIDES: tuple[tuple[str, KeyPath], ...] = (
-    ("AUTOVAULT_STORE", ("store",)),
-    ("AUTOVAULT_OLLAMA_HOST", ("backends", "ollama", "host")),
-    ("OLLAMA_HOST", ("backends", "ollama", "host")),  # only when AUTOVAULT_OLLAMA_HOST is unset
-    ("AUTOVAULT_ANTHROPIC_BASE_URL", ("backends", "anthropic", "base_url")),
-    ("AUTOVAULT_OPENAI_BASE_URL", ("backends", "openai", "base_url")),
-)
 MAX_BYTES = 1 << 20  # a vault.yml is a few KB; long text belongs in files inside the vault
 CLIP = 120  # characters of a value an error line repeats
 _HOST_VARS = ("AUTOVAULT_OLLAMA_HOST", "OLLAMA_HOST")
@@ -228,14 +222,3 @@ def _problems(file: str, doc: YamlDoc, issues: list[Issue], origins: dict[KeyPat
         out.append(ConfigProblem(file, line, dotted(issue.path), issue.message, issue.fix))
     unique = list(dict.fromkeys(out))
     return sorted(unique, key=lambda p: p.line or 0)
-
-
-def resolve_store(url: str, base: Path) -> str:
-    """Make a relative sqlite path absolute against `base`; other URLs pass unchanged. Creates nothing."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        return url
-    file, sep, query = url[len(prefix) :].partition("?")
-    if file == ":memory:" or file.startswith("/"):
-        return url
-    return f"{prefix}{os.path.normpath(base / file)}{sep}{query}"

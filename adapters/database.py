@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import column, create_engine, event, func, inspect, select, table
 from sqlalchemy.engine import Engine, make_url
 
-DEFAULT_URL = "sqlite:///.autovault/events.db"
+from adapters.config_env import DEFAULT_STORE
+
+DEFAULT_URL = DEFAULT_STORE
 EVENTS_TABLE = "autovault_events"  # the application's name ("autovault") + "_events": the library's naming
 
 

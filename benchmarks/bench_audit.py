@@ -27,8 +27,8 @@ from domain.delta import unified_diff
 from domain.ids import sha256_text
 from domain.runs import RunResult, Score
 from handlers.audit import audit
-from projections import default_projections
 from projections.as_of import AsOf
+from projections.defaults import default_projections
 
 TASKS = [f"task-{i:02d}" for i in range(10)]
 BATCH = 5000

@@ -40,9 +40,10 @@ from adapters.eventstore import VaultStore
 from benchmarks.safety_kills import SHAPES, KillTally, kill_every_step
 from daemon.logging import configure_logging
 from handlers.ingest import ingest_path
-from projections import ProjectionRunner, default_projections
+from projections.defaults import default_projections
 from projections.ledger import ledger_rows
 from projections.quality import quality_table
+from projections.runner import ProjectionRunner
 from projections.runs import task_history
 
 CONFIG_SECONDS = 10

@@ -8,24 +8,32 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from daemon.errors import UserError
-from daemon.parser import COMMANDS, build_parser
+from daemon.parser import COMMANDS, QUICK, build_parser
 
 Command = Callable[[Any], int]
+Quick = Callable[[Any], int | None]
 
 
 def command(name: str) -> Command:
     """The implementation of `name`, imported now: only the command that runs pays for its imports."""
-    module, _, function = COMMANDS[name].partition(":")
-    found: Command = getattr(importlib.import_module(module), function)
+    found: Command = _load(COMMANDS[name])
     return found
+
+
+def _load(where: str) -> Any:
+    module, _, function = where.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from daemon.logging import configure_logging
-
-    configure_logging(args.log_level)
     try:
+        answered = _quick(args)
+        if answered is not None:
+            return answered
+        from daemon.logging import configure_logging
+
+        configure_logging(args.log_level)
         return _run(args)
     except UserError as exc:
         print(f"autovault: {exc}", file=sys.stderr)
@@ -34,7 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("autovault: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        return _failed(exc, args.config)
+        return _failed(exc, args)
+
+
+def _quick(args: Any) -> int | None:
+    """The command's quick answer, before logging is set up or its module loaded; None when it has none."""
+    if args.command not in QUICK:
+        return None
+    quick: Quick = _load(QUICK[args.command])
+    return quick(args)
 
 
 def _run(args: Any) -> int:
@@ -55,9 +71,13 @@ def _is(exc: BaseException, module: str, name: str) -> bool:
     return loaded is not None and isinstance(exc, getattr(loaded, name))
 
 
-def _failed(exc: Exception, config: str) -> int:
+def _failed(exc: Exception, args: Any) -> int:
     import structlog
 
+    from daemon.logging import configure_logging
+
+    configure_logging(args.log_level)  # again, or for the first time when the quick answer failed
+    config = args.config
     log = structlog.get_logger("autovault.cli")
     if _is(exc, "sqlalchemy.exc", "SQLAlchemyError"):
         log.debug("store error", exc_info=True)

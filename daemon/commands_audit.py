@@ -15,7 +15,7 @@ from daemon.output import fmt_score, fmt_trend, print_json, table, to_jsonable
 from domain.aggregates import Audit, Task, Vault
 from domain.when import parse_point
 from handlers.audit import AuditDeps, AuditReport, audit
-from projections import default_projections
+from projections.defaults import default_projections
 from projections.ledger import ledger_rows
 from projections.quality import quality_table
 from projections.score_series import scored_tasks

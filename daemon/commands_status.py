@@ -2,7 +2,8 @@
 
 These only read, so they open the vault with `daemon.read_models.open_read_models` (the database alone when the
 write side has nothing to do) and import nothing of the cycle, the model clients or rich for `--json`;
-`status --signatures` diagnoses, so it opens the vault in full.
+`status --signatures` diagnoses, so it opens the vault in full. `status` is often answered before any of this,
+by `daemon.quick_status`, which shares `show_status` with it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,8 @@ import argparse
 import sys
 from typing import Any
 
-from daemon.open_vault import open_vault, read_config
 from daemon.output import fmt_score, fmt_trend, print_json, table, to_jsonable
-from daemon.read_models import open_read_models
-from projections.problems import problem_count
-from projections.quality import quality_table
-from projections.runs import task_history
+from domain.quality import TaskQuality
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -24,25 +21,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         from daemon.commands_audit import status_as_of
 
         return status_as_of(args)
+    from daemon.open_vault import open_vault
+    from daemon.read_models import open_read_models
+    from projections.problems import problem_count
+    from projections.quality import quality_table
+
     with open_vault(args.config) if args.signatures else open_read_models(args.config) as svc:
         with svc.engine_connect() as conn:
             rows = [q for q in quality_table(conn) if q.task in svc.config.tasks]
             skipped = problem_count(conn)
-        sigs = _signatures(svc, [q.task for q in rows]) if args.signatures else {}
+        sigs = _signatures(svc, [q.task for q in rows]) if args.signatures else None
+    return show_status(args, rows, skipped, sigs)
+
+
+def show_status(args: argparse.Namespace, rows: list[TaskQuality], skipped: int,
+                sigs: dict[str, Any] | None) -> int:
+    """Print the quality rows (with each task's signatures when `sigs` is given), worst first."""
     if skipped:
         print(f"autovault: {skipped} events could not be folded into the read models and were skipped — see "
               "`autovault doctor`", file=sys.stderr)
     if args.json:
-        print_json([{**_asdict(q), **({"signatures": sigs.get(q.task, [])} if args.signatures else {})} for q in rows])
+        print_json([{**_asdict(q), **({"signatures": sigs.get(q.task, [])} if sigs is not None else {})} for q in rows])
         return 0
     columns = ["task", "rolling", "last", "trend", "runs", "last done", "failing checks"]
-    if args.signatures:
+    if sigs is not None:
         columns.append("signatures")
     body = []
     for q in rows:
         row: list[Any] = [q.task, fmt_score(q.rolling_mean), fmt_score(q.last_score), fmt_trend(q.trend), q.runs,
                           q.last_done_reason or "", ", ".join(q.failing_checks)]
-        if args.signatures:
+        if sigs is not None:
             row.append(", ".join(s.name for s in sigs.get(q.task, [])))
         body.append(row)
     table("task quality, worst first", columns, body, caption=_caption(rows))
@@ -69,6 +77,8 @@ def _asdict(obj: Any) -> dict[str, Any]:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    from daemon.open_vault import read_config
+
     cfg = read_config(args.config)
     if args.json:
         print_json({name: t.model_dump(exclude_defaults=True) for name, t in cfg.tasks.items()})
@@ -81,6 +91,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from daemon.read_models import open_read_models
+    from projections.runs import task_history
+
     with open_read_models(args.config) as svc:
         svc.config.task(args.task)
         with svc.engine_connect() as conn:

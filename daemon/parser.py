@@ -40,6 +40,11 @@ COMMANDS: dict[str, str] = {
     "train": "daemon.commands_gpu:cmd_train",
     "sweep": "daemon.commands_gpu:cmd_sweep",
 }
+# Answers given before logging is set up or the command's module is loaded, when they can be (None: they cannot):
+# `status` from a stamp of the last full read, with the standard library alone (`daemon.quick_status`).
+QUICK: dict[str, str] = {
+    "status": "daemon.quick_status:quick_status",
+}
 GRAPH_FORMATS = ("text", "dot", "mermaid", "png")
 
 

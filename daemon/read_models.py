@@ -6,7 +6,9 @@ eventsourcing Application over SQLAlchemy's ORM, and a load of every task's aggr
 read, and usually all of that has nothing to do: `open_read_models` checks that it has nothing to do, cheaply —
 no journal waits, every read model has folded the last event with its current table shape, and vault.yml and its
 tasks as loaded are the ones on record (`projections.config_record`) — and then opens the database alone. When
-any check fails it opens the vault the full way, so the answer is the same either way.
+any check fails it opens the vault the full way, so the answer is the same either way. When the checks pass on a
+vault.yml given by path, it leaves a stamp (`daemon.read_stamp`) from which the next `status` can answer without
+loading any of this (`daemon.quick_status`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from adapters.atomic import JOURNAL_DIR, journal_home
 from adapters.database import last_position, open_engine
+from adapters.raw_db import connect_info
 from adapters.workspace import sweep_orphans
+from daemon import read_stamp
 from domain.config import VaultConfig
 from handlers.config_history import config_hashes, task_config_hash
 from projections.config_record import VAULT, ConfigRecordProjection, on_record, task_subject, vault_digest
@@ -72,11 +76,13 @@ class ReadModels(Protocol):
 
 
 class ReadOnlyVault:
-    """The read models of a vault whose write side has nothing to do: its database, nothing else."""
+    """The read models of a vault whose write side has nothing to do: its database, nothing else; `facts` are
+    what that was checked against (read model → table-shape fingerprint, config subject → hash)."""
 
-    def __init__(self, config: VaultConfig, engine: Engine) -> None:
+    def __init__(self, config: VaultConfig, engine: Engine, facts: tuple[dict[str, str], dict[str, str]]) -> None:
         self.config = config
         self.engine = engine
+        self.facts = facts
 
     def engine_connect(self) -> Connection:
         return self.engine.connect()
@@ -95,9 +101,14 @@ def open_read_models(config: str | Path | VaultConfig) -> ReadOnlyVault | Servic
     """The vault opened for reading: its database alone when the write side has nothing to do, else in full."""
     from daemon.open_vault import open_vault, read_config
 
+    pending = read_stamp.before_load(Path(config)) if isinstance(config, str | Path) else None
     cfg = read_config(config)
     quick = _read_only(cfg)
-    return quick if quick is not None else open_vault(cfg)
+    if quick is None:
+        return open_vault(cfg)
+    if pending is not None:
+        _leave_stamp(pending, quick)
+    return quick
 
 
 def _read_only(config: VaultConfig) -> ReadOnlyVault | None:
@@ -108,9 +119,11 @@ def _read_only(config: VaultConfig) -> ReadOnlyVault | None:
     try:
         last = last_position(engine)
         if last is not None:
+            fingerprints = {p.name: schema_fingerprint(p) for p in live_projections(config)}
+            subjects = config_subjects(config)
             with engine.connect() as conn:
-                if _caught_up(conn, live_projections(config), last) and on_record(conn, config_subjects(config)):
-                    return ReadOnlyVault(config, engine)
+                if _caught_up(conn, fingerprints, last) and on_record(conn, subjects):
+                    return ReadOnlyVault(config, engine, (fingerprints, subjects))
     except BaseException:
         engine.dispose()
         raise
@@ -123,17 +136,30 @@ def _journals_wait(root: Path) -> bool:
     return journals.is_dir() and any(journals.iterdir())
 
 
-def _caught_up(conn: Connection, projections: list[Projection], last: int) -> bool:
-    """Has every read model folded event `last`, with the table shape this version defines?"""
+def _caught_up(conn: Connection, fingerprints: dict[str, str], last: int) -> bool:
+    """Has every read model (name → its table shape's fingerprint) folded event `last`, with that shape?"""
     found = inspect(conn)
     if not found.has_table(tracking_table.name) or \
             "schema" not in {c["name"] for c in found.get_columns(tracking_table.name)}:
         return False
     t = tracking_table.c
     rows = {name: (int(position), str(schema)) for name, position, schema in conn.execute(
-        select(t.projection, t.notification_id, t.schema).where(t.projection.in_([p.name for p in projections])))}
-    return all(p.name in rows and rows[p.name][0] >= last and rows[p.name][1] == schema_fingerprint(p)
-               for p in projections)
+        select(t.projection, t.notification_id, t.schema).where(t.projection.in_(list(fingerprints))))}
+    return all(name in rows and rows[name][0] >= last and rows[name][1] == fp for name, fp in fingerprints.items())
+
+
+def _leave_stamp(pending: read_stamp.Pending, vault: ReadOnlyVault) -> None:
+    """What this read was checked against, for `daemon.quick_status`: only when the pre-read found the vault root
+    and the store the loader found, and the database can be opened without a password in a cache file."""
+    config = vault.config
+    db = connect_info(vault.engine.url.render_as_string(hide_password=False))
+    if db is None or not read_stamp.matches(pending, config.root, config.store):
+        return
+    assert pending.key is not None
+    fingerprints, subjects = vault.facts
+    journals = journal_home(config.root, config.source.parent).resolve() / JOURNAL_DIR
+    read_stamp.save(read_stamp.Stamp(pending.place, pending.key, db, str(journals), fingerprints, subjects,
+                                     tuple(config.tasks)))
 
 
 def config_subjects(config: VaultConfig) -> dict[str, str]:

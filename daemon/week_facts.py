@@ -8,9 +8,10 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from daemon.scheduler import parse_started
+from domain.quality import TaskQuality
 from handlers import policies
 from projections.ledger import ledger_rows
-from projections.quality import TaskQuality, quality_table
+from projections.quality import quality_table
 from projections.runs import scored_runs
 
 if TYPE_CHECKING:

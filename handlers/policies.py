@@ -35,11 +35,11 @@ from typing import Any, Protocol
 
 from adapters.watch import script_paths
 from domain.config import VaultConfig
+from domain.quality import TaskQuality
 from domain.window import in_window, window_day
 from handlers.findings import StartCycle
 from handlers.weekly import Complete, TopFixes, render_top, rules_top, scrub_all, top_fixes
 from projections.globs import matches
-from projections.quality import TaskQuality
 
 # ---- messages ---------------------------------------------------------------------------------------------
 

@@ -1,23 +1,11 @@
-"""Read models folded from events. `default_projections()` is what the daemon and CLI register.
+"""Read models folded from events. `projections.defaults.default_projections()` is what a bare store folds.
 
     with VaultStore(url) as store:
-        runner = ProjectionRunner(store, default_projections())
+        runner = ProjectionRunner(store, default_projections())   # projections.runner, projections.defaults
         runner.catch_up()                      # fold what is new; cheap and lock-free when nothing is
         with store.engine.connect() as conn:
             rows = quality_table(conn)         # projections.quality; task_history, ledger_rows likewise
+
+Nothing is imported here, so that a module of this package that needs only the standard library
+(`projections.raw_read`) loads without SQLAlchemy.
 """
-
-from __future__ import annotations
-
-from projections.ledger import LedgerProjection
-from projections.quality import QualityProjection
-from projections.runner import Projection, ProjectionRunner
-from projections.runs import RunsProjection
-
-
-def default_projections(rolling: int = 5) -> list[Projection]:
-    return [RunsProjection(), QualityProjection(rolling=rolling), LedgerProjection()]
-
-
-__all__ = ["LedgerProjection", "Projection", "ProjectionRunner", "QualityProjection", "RunsProjection",
-           "default_projections"]

@@ -6,18 +6,18 @@ the trend (this window's mean minus the previous window's) fold in O(1) per even
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Table, case, select
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Task
+from domain.quality import TaskQuality, quality_of
 from domain.runs import EVIDENCE_SOURCES, LIVE_SOURCES
 from projections.runner import Projection, metadata, upsert
 from projections.runs import RunRow, failing_checks, task_history
 
-__all__ = ["QualityProjection", "RunRow", "TaskQuality", "quality_table", "task_history", "task_quality"]
+__all__ = ["QualityProjection", "RunRow", "quality_table", "task_history", "task_quality"]
 
 quality_table_rm = Table(
     "rm_task_quality",
@@ -108,46 +108,14 @@ class QualityProjection(Projection):
         self._rows.clear()
 
 
-@dataclass(frozen=True)
-class TaskQuality:
-    task: str
-    runs: int
-    scored_runs: int
-    last_score: float | None
-    rolling_mean: float | None
-    trend: float | None
-    last_run_at: str | None
-    last_status: str | None
-    last_done_reason: str | None
-    failing_checks: tuple[str, ...]
-    last_reasons: tuple[str, ...]
-    updated_at: str | None
-    notification_id: int
-
-    @property
-    def direction(self) -> str:
-        """'+' improving, '-' worsening, '=' flat, '' not enough scores for two windows."""
-        if self.trend is None:
-            return ""
-        return "+" if self.trend > 1e-9 else "-" if self.trend < -1e-9 else "="
-
-
-def _quality(row: Any) -> TaskQuality:
-    return TaskQuality(
-        task=row.task, runs=row.runs, scored_runs=row.scored_runs, last_score=row.last_score,
-        rolling_mean=row.rolling_mean, trend=row.trend, last_run_at=row.last_run_at, last_status=row.last_status,
-        last_done_reason=row.last_done_reason, failing_checks=tuple(row.failing_checks),
-        last_reasons=tuple(row.last_reasons), updated_at=row.updated_at, notification_id=row.notification_id)
-
-
 def quality_table(conn: Connection) -> list[TaskQuality]:
     """Every task, worst first: lowest rolling mean, then lowest last score; never-scored tasks last."""
     q = quality_table_rm.c
     unscored_last = case((q.rolling_mean.is_(None), 1), else_=0)
     rows = conn.execute(select(quality_table_rm).order_by(unscored_last, q.rolling_mean, q.last_score, q.task)).all()
-    return [_quality(r) for r in rows]
+    return [quality_of(r._mapping) for r in rows]
 
 
 def task_quality(conn: Connection, task: str) -> TaskQuality | None:
     row = conn.execute(select(quality_table_rm).where(quality_table_rm.c.task == task)).first()
-    return None if row is None else _quality(row)
+    return None if row is None else quality_of(row._mapping)

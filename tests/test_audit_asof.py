@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from adapters.history_read import EventLog
 from daemon.bootstrap import Services
-from projections import default_projections
 from projections.as_of import AsOf
+from projections.defaults import default_projections
 from projections.ledger import ledger_rows
 from projections.quality import quality_table, task_quality
 from projections.runner import tracking_table

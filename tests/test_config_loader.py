@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.config_loader import ConfigError, ConfigProblem, check_config, load_config, resolve_store
+from adapters.config_env import resolve_store
+from adapters.config_loader import ConfigError, ConfigProblem, check_config, load_config
 
 VALID = """\
 vault: vault

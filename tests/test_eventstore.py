@@ -22,7 +22,8 @@ from domain import ids
 from domain.aggregates import Task
 from domain.ingest import IngestedRun, IngestedScore
 from domain.runs import Check, RunResult, Score
-from projections import ProjectionRunner, default_projections
+from projections.defaults import default_projections
+from projections.runner import ProjectionRunner
 from projections.runs import task_history
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from domain.config import ResearchConfig, TaskConfig, VaultConfig
+from domain.quality import TaskQuality
 from handlers import policies
 from handlers.policies import (
     Context,
@@ -20,7 +21,6 @@ from handlers.policies import (
     Tick,
     WeekFacts,
 )
-from projections.quality import TaskQuality
 
 NOON = dt.datetime(2026, 3, 18, 12, 0, tzinfo=dt.UTC)
 NIGHT = dt.datetime(2026, 3, 18, 2, 0, tzinfo=dt.UTC)

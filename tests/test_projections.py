@@ -14,10 +14,10 @@ from sqlalchemy.exc import OperationalError
 from adapters.eventstore import VaultStore
 from domain.aggregates import Task
 from domain.runs import Check, RunResult, Score
-from projections import ProjectionRunner, default_projections
+from projections.defaults import default_projections
 from projections.ledger import ledger_rows
 from projections.quality import quality_table, task_history, task_quality
-from projections.runner import Projection, metadata
+from projections.runner import Projection, ProjectionRunner, metadata
 from projections.runs import runs_table, scores_table
 
 

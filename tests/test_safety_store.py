@@ -17,8 +17,9 @@ from adapters.eventstore import VaultStore
 from daemon.cli import main
 from domain.aggregates import Task
 from handlers.ingest import IngestReport, ingest_items, ingest_path, parse_file
-from projections import ProjectionRunner, default_projections
+from projections.defaults import default_projections
 from projections.problems import fold_problems
+from projections.runner import ProjectionRunner
 from projections.runs import runs_table, scores_table
 from testbed.bad_logs import BAD_LINES, GOOD, GOOD_2, RUN, older_events, write_log
 
