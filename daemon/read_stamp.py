@@ -34,6 +34,7 @@ from adapters.config_env import DEFAULT_STORE, ENV_OVERRIDES, resolve_store
 
 STAMP_VERSION: Final = 1
 RACY_NS: Final = 2_000_000_000
+PRE_READ_BYTES: Final = 1 << 20  # as `adapters.config_loader.MAX_BYTES`: a larger vault.yml is refused there
 STATE_DIR: Final = ".autovault"  # the store, apply journals, demo runs: state, never an input of vault.yml
 _PACKAGES: Final = ("domain", "projections", "handlers", "adapters", "daemon")
 _KEY_ENV: Final = (*dict.fromkeys(var for var, _ in ENV_OVERRIDES), "HOME")  # HOME: `vault: ~/notes`
@@ -86,6 +87,8 @@ def _pre_read(config: Path, env: Mapping[str, str]) -> Place | None:
 
     try:
         source = config.resolve()
+        if source.stat().st_size > PRE_READ_BYTES:
+            return None  # the loader refuses it, and says why
         data = yaml.safe_load(source.read_bytes())
     except (OSError, ValueError, yaml.YAMLError):
         return None
@@ -108,7 +111,8 @@ def inputs_key(place: Place, env: Mapping[str, str], *, racy_after: int | None =
     """One hash of everything a full read derives its answer from; None when the vault cannot be walked, a
     folder in it is a symlink, or (with `racy_after`) an entry is newer than that."""
     try:
-        config_sha = hashlib.sha256(Path(place.config).read_bytes()).hexdigest()
+        with open(place.config, "rb") as text:
+            config_sha = hashlib.file_digest(text, "sha256").hexdigest()
         root = os.path.realpath(place.vault)
         tree = tree_digest(root, _store_files(place.store), racy_after)
     except OSError:
