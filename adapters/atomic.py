@@ -431,6 +431,12 @@ def _manifest(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def journals_waiting(root: Path | str) -> bool:
+    """Is any apply journal (or its lock) left under `root`? Then the write side has something to settle."""
+    journal_root = Path(root).resolve() / JOURNAL_DIR
+    return journal_root.is_dir() and any(journal_root.iterdir())
+
+
 def sweep_lock_files(root: Path | str) -> None:
     """Lock files whose journal is gone (a kill between removing the two)."""
     journal_root = Path(root).resolve() / JOURNAL_DIR

@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine, make_url
 
 from adapters.config_env import DEFAULT_STORE
 
-DEFAULT_URL = DEFAULT_STORE
 EVENTS_TABLE = "autovault_events"  # the application's name ("autovault") + "_events": the library's naming
 
 
@@ -24,7 +23,7 @@ def prepare_url(url: str | None) -> str:
     """Resolve a SQLite file URL to an absolute path and create its folder; a bare `postgresql://` URL
     gets the installed driver (psycopg 3); other URLs pass through."""
     try:
-        parsed = make_url(url or DEFAULT_URL)
+        parsed = make_url(url or DEFAULT_STORE)
     except Exception:
         raise ValueError(f"store: {url!r} is not a database URL — fix: use sqlite:///path/to/events.db "
                          "or postgresql+psycopg://user@host:5432/db") from None

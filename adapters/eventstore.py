@@ -45,7 +45,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from adapters.blobs import BlobStore
-from adapters.database import DEFAULT_URL as DEFAULT_URL  # re-exported: the store's default
 from adapters.database import prepare_url, sqlite_pragmas
 from adapters.ingest_keys import CONFLICT, HISTORY_EVENTS, NEW, Claim, IngestKeys, history_claims
 from domain import ids
@@ -582,15 +581,16 @@ class VaultStore(Application[UUID]):
             versions.append((aggregate_id, op(aggregate)))
         return loaded, versions
 
-    def _ingested_history(self, _session: Session) -> Iterator[Claim]:
-        """The ingest keys the recorded history holds (read in the filling transaction)."""
+    def _ingested_history(self) -> Iterator[Claim]:
+        """The ingest keys the recorded history holds, read in the filling transaction (the reads join the
+        transaction open in this thread, as every recorder read does)."""
         topics = [get_topic(c) for c in HISTORY_EVENTS]
 
         def events() -> Iterator[Any]:
             start = 0
-            while page := self.writer.select_notifications(start, 2000, topics=topics, inclusive_of_start=False):
-                yield from (self.mapper.to_domain_event(n) for n in page)
-                start = page[-1].id
+            while page := self.events_after(start, topics):
+                yield from (ev for _, ev in page)
+                start = page[-1][0]
 
         return history_claims(events())
 

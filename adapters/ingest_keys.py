@@ -79,11 +79,12 @@ class IngestKeys:
         self.engine = engine
         self._ready = False
 
-    def ensure(self, transaction: Callable[[], Any], history: Callable[[Session], Iterable[Claim]]) -> None:
+    def ensure(self, transaction: Callable[[], Any], history: Callable[[], Iterable[Claim]]) -> None:
         """Create the table, and fill it from `history` when no process did yet (once per store object).
 
-        `transaction()` is the store's write transaction (a context manager giving a Session); `history(session)`
-        yields the claims recorded events made, read in that session."""
+        `transaction()` is the store's write transaction (a context manager giving a Session); `history()` yields
+        the claims recorded events made, read in that transaction (the store's reads join the transaction open in
+        this thread), while it is open."""
         if self._ready:
             return
         try:
@@ -92,7 +93,7 @@ class IngestKeys:
             metadata.create_all(self.engine, checkfirst=True)
         with transaction() as session:
             if session.execute(_insert(session), [MARKER]).rowcount:  # first: the write lock / the marker's row lock
-                self._put(session, history(session))
+                self._put(session, history())
         self._ready = True
 
     def claim(self, session: Session, claims: Sequence[Claim]) -> list[str]:

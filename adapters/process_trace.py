@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.run_temps import SHIMS_PREFIX, TRACE_PREFIX
 from adapters.sandbox import Confinement, launch
 from adapters.subprocesses import script_argv
 
@@ -96,7 +97,7 @@ def trace_script(root: Path, command: str, *, env: Mapping[str, str], timeout: f
     argv, _, _ = script_argv(root, command)
     real_path = env.get("PATH") or os.defpath
     bin_dir = _shims(real_path, capture)
-    with tempfile.TemporaryDirectory(prefix="autovault-trace-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=TRACE_PREFIX) as tmp:
         log_dir = Path(tmp) / "calls"
         log_dir.mkdir()
         traced_env = {**env, "PATH": f"{bin_dir}:{real_path}", "AUTOVAULT_TRACE_DIR": str(log_dir),
@@ -123,12 +124,18 @@ _SHIMS_LOCK = threading.Lock()
 
 
 def _shims(real_path: str, capture: frozenset[str]) -> Path:
-    """The shim folder for this PATH, made once per process (linking a thousand names is slow on some disks)."""
+    """The shim folder for this PATH, made once per process (linking a thousand names is slow on some disks).
+
+    Touched on every reuse: another process's sweep of run temps (`adapters.workspace.sweep_orphans`) removes a
+    shim folder a day untouched, which would otherwise be one a long-running daemon still uses."""
     key = hashlib.sha256(f"{real_path}\0{sorted(capture)}".encode()).hexdigest()
     with _SHIMS_LOCK:
         found = _SHIMS.get(key)
+        if found is not None:
+            with contextlib.suppress(OSError):  # swept already: made anew below
+                os.utime(found.parent)
         if found is None or not found.is_dir():
-            top = Path(tempfile.mkdtemp(prefix="autovault-shims-"))
+            top = Path(tempfile.mkdtemp(prefix=SHIMS_PREFIX))
             atexit.register(shutil.rmtree, top, True)
             found = _SHIMS[key] = top / "bin"
             _install_shims(found, real_path, capture)

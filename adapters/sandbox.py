@@ -56,6 +56,7 @@ from typing import Any
 
 from adapters import confine
 from adapters.confine import MARK, REFUSED
+from adapters.run_temps import SANDBOX_TMP_PREFIX as TMP_PREFIX
 
 LAUNCHER = Path(confine.__file__).resolve()
 OUTPUTS, VAULT = "outputs", "vault"
@@ -106,7 +107,7 @@ def confined(env: Mapping[str, str], confinement: Confinement | None
         yield dict(env), None
         return
     require()
-    tmp = Path(tempfile.mkdtemp(prefix="autovault-tmp-"))
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX))
     try:
         try:
             prepared = confine.Prepared([*map(str, confinement.write), str(tmp)], confinement.network)
@@ -130,7 +131,7 @@ def launch(argv: Sequence[str], env: Mapping[str, str],
         yield list(argv), dict(env)
         return
     require()
-    tmp = Path(tempfile.mkdtemp(prefix="autovault-tmp-"))
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX))
     try:
         run = replace(confinement, write=(*confinement.write, tmp))
         yield run.launcher(argv), {**env, "TMPDIR": str(tmp)}

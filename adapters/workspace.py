@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 from adapters.atomic import Content, safe_path
+from adapters.run_temps import RUN_TEMP_PREFIXES
 
 DEFAULT_EXCLUDE: tuple[str, ...] = (
     ".git", ".autovault", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache",
@@ -33,9 +34,6 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
 MAX_COPY_BYTES = 1 << 30  # a vault bigger than this is almost surely copying data it does not need
 PREFIX = "autovault-shadow-"
 LEGACY_AGE_S = 24 * 3600  # a shadow made before locks existed is an orphan once this old
-# Private temp folders of sandboxed runs and traced runs (adapters.sandbox, adapters.process_trace): removed when
-# their run ends, left behind only by a kill -9; no run lasts a day (every script has a timeout).
-RUN_TEMP_PREFIXES = ("autovault-tmp-", "autovault-shims-")
 
 
 class WorkspaceTooLarge(RuntimeError):
@@ -200,25 +198,24 @@ def sweep_orphans(parent: Path | str | None = None, *, now: float | None = None)
         if lock.exists():
             if _take(lock, shadow=path):
                 removed.append(path)
-        else:
-            with contextlib.suppress(OSError):
-                if at - path.stat().st_mtime > LEGACY_AGE_S:
-                    shutil.rmtree(path, ignore_errors=True)
-                    removed.append(path)
+        elif _remove_if_stale(path, at):
+            removed.append(path)
     removed += _sweep_run_temps(base, at)
     return removed
 
 
 def _sweep_run_temps(base: Path, at: float) -> list[Path]:
-    """Run temp folders a kill left behind, once older than a day."""
-    removed = []
-    for prefix in RUN_TEMP_PREFIXES:
-        for path in base.glob(f"{prefix}*"):
-            with contextlib.suppress(OSError):
-                if path.is_dir() and not path.is_symlink() and at - path.stat().st_mtime > LEGACY_AGE_S:
-                    shutil.rmtree(path, ignore_errors=True)
-                    removed.append(path)
-    return removed
+    """Run temp folders a kill left behind (`adapters.run_temps`), once older than a day."""
+    return [path for prefix in RUN_TEMP_PREFIXES for path in base.glob(f"{prefix}*") if _remove_if_stale(path, at)]
+
+
+def _remove_if_stale(path: Path, at: float) -> bool:
+    """Remove the folder `path` (not a link to one) when it was last modified over LEGACY_AGE_S before `at`."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink() and at - path.stat().st_mtime > LEGACY_AGE_S:
+            shutil.rmtree(path, ignore_errors=True)
+            return True
+    return False
 
 
 def _take(lock: Path, shadow: Path | None = None) -> bool:

@@ -20,7 +20,7 @@ import adapters.git as git_cli
 from adapters.backends.registry import ModelRouter, build_backends
 from adapters.config_loader import ConfigError, ConfigProblem, load_config
 from adapters.eventstore import VaultStore, prepare_url
-from adapters.runner import TaskRunner
+from adapters.runner import TaskRunner, utc_now
 from adapters.sandbox import confined, hide_environment, policy_of
 from adapters.workspace import ShadowWorkspace, sweep_orphans
 from daemon.dataflow_cache import DataflowCache
@@ -121,16 +121,14 @@ def _router(config: VaultConfig, env: Mapping[str, str]) -> ModelRouter:
     return build_backends(config.backends, env, experiments=experiments_dir(config.source, config.store, env))
 
 
-def _runner(config: VaultConfig, router: ModelRouter, clock: Callable[[], dt.datetime] | None = None) -> TaskRunner:
-    if clock is None:
-        return TaskRunner(config.root, router, sandbox=policy_of(config.sandbox))
+def _runner(config: VaultConfig, router: ModelRouter, clock: Callable[[], dt.datetime] = utc_now) -> TaskRunner:
     return TaskRunner(config.root, router, clock=clock, sandbox=policy_of(config.sandbox))
 
 
 def reload(svc: Services) -> Services:
     """Read vault.yml again and rebuild, in place (every holder of `svc` sees it), what depends on it: the config,
-    the model router when `backends` changed (unless the caller gave it), the task runner (keeping its clock)
-    and the run history. Raises ConfigError and changes nothing when the file does not validate, or names
+    the model router when `backends` changed (unless the caller gave it) and the task runner (keeping its clock).
+    Raises ConfigError and changes nothing when the file does not validate, or names
     another store or vault folder (the open store cannot switch: that needs a restart)."""
     source = svc.config.source.resolve()
     new = load_config(source, dict(svc.env))
@@ -140,7 +138,6 @@ def reload(svc: Services) -> Services:
     if new.backends != svc.config.backends and not svc.models_given:
         svc.models = _router(new, svc.env)
     svc.runner = _runner(new, svc.models, svc.runner.clock)
-    svc.history = RunHistory(svc.store.engine, svc.store.blobs.get_text)
     svc.config = new
     return svc
 

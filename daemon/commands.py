@@ -20,12 +20,6 @@ from handlers.ingest import IngestReport, ingest_path
 from handlers.open_signatures import all_findings, open_signatures
 from handlers.tasks import TaskOutcome, judge, run_and_judge, run_from_view
 
-
-def _config(args: argparse.Namespace) -> VaultConfig:
-    return load_config(Path(args.config))
-
-
-
 # ---- check ---------------------------------------------------------------------------------------
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -284,5 +284,3 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"imported {counts.events} events and {counts.blobs} blobs (up to #{counts.last_position}) from {path}")
     return 0
 
-
-# ---- parsers -------------------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ import argparse
 import os
 from pathlib import Path
 
+from adapters.atomic import journals_waiting
 from adapters.raw_db import connect
+from adapters.workspace import sweep_orphans
 from daemon import read_stamp
 from domain.quality import TaskQuality
 from projections import raw_read
@@ -41,10 +43,8 @@ def quick_quality(config: Path) -> tuple[list[TaskQuality], int] | None:
     stamp = read_stamp.load(config)
     if stamp is None or read_stamp.inputs_key(stamp.place, os.environ) != stamp.key:
         return None
-    journals = Path(stamp.journals)
-    if journals.is_dir() and any(journals.iterdir()):
+    if journals_waiting(stamp.journals):
         return None  # an interrupted apply: recovering it needs the write side
-    from adapters.workspace import sweep_orphans
 
     sweep_orphans()  # as every opening of a vault does
     with connect(stamp.db) as cur:

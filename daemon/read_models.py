@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.atomic import JOURNAL_DIR, journal_home
+from adapters.atomic import journal_home, journals_waiting
 from adapters.database import last_position, open_engine
 from adapters.raw_db import connect_info
 from adapters.workspace import sweep_orphans
 from daemon import read_stamp
 from domain.config import VaultConfig
 from handlers.config_history import config_hashes, task_config_hash
+from projections import raw_read
 from projections.config_record import VAULT, ConfigRecordProjection, on_record, task_subject, vault_digest
 from projections.cycle_facts import CycleFactsProjection
 from projections.experiments import ExperimentsProjection
@@ -112,7 +113,7 @@ def open_read_models(config: str | Path | VaultConfig) -> ReadOnlyVault | Servic
 
 
 def _read_only(config: VaultConfig) -> ReadOnlyVault | None:
-    if _journals_wait(journal_home(config.root, config.source.parent)):
+    if journals_waiting(journal_home(config.root, config.source.parent)):
         return None  # an interrupted apply: recovering it needs the write side
     sweep_orphans()  # as bootstrap() does
     engine = open_engine(config.store)
@@ -131,11 +132,6 @@ def _read_only(config: VaultConfig) -> ReadOnlyVault | None:
     return None
 
 
-def _journals_wait(root: Path) -> bool:
-    journals = root.resolve() / JOURNAL_DIR
-    return journals.is_dir() and any(journals.iterdir())
-
-
 def _caught_up(conn: Connection, fingerprints: dict[str, str], last: int) -> bool:
     """Has every read model (name → its table shape's fingerprint) folded event `last`, with that shape?"""
     found = inspect(conn)
@@ -143,9 +139,8 @@ def _caught_up(conn: Connection, fingerprints: dict[str, str], last: int) -> boo
             "schema" not in {c["name"] for c in found.get_columns(tracking_table.name)}:
         return False
     t = tracking_table.c
-    rows = {name: (int(position), str(schema)) for name, position, schema in conn.execute(
-        select(t.projection, t.notification_id, t.schema).where(t.projection.in_(list(fingerprints))))}
-    return all(name in rows and rows[name][0] >= last and rows[name][1] == fp for name, fp in fingerprints.items())
+    return raw_read.folded(conn.execute(
+        select(t.projection, t.notification_id, t.schema).where(t.projection.in_(list(fingerprints)))), fingerprints, last)
 
 
 def _leave_stamp(pending: read_stamp.Pending, vault: ReadOnlyVault) -> None:
@@ -155,9 +150,8 @@ def _leave_stamp(pending: read_stamp.Pending, vault: ReadOnlyVault) -> None:
     db = connect_info(vault.engine.url.render_as_string(hide_password=False))
     if db is None or not read_stamp.matches(pending, config.root, config.store):
         return
-    assert pending.key is not None
     fingerprints, subjects = vault.facts
-    journals = journal_home(config.root, config.source.parent).resolve() / JOURNAL_DIR
+    journals = journal_home(config.root, config.source.parent)
     read_stamp.save(read_stamp.Stamp(pending.place, pending.key, db, str(journals), fingerprints, subjects,
                                      tuple(config.tasks)))
 

@@ -51,11 +51,11 @@ class Place:
 
 @dataclass(frozen=True)
 class Pending:
-    """A full read's inputs, hashed before it loaded them; `key` is None when some entry was racily new."""
+    """A full read's inputs, hashed before it loaded them."""
 
     place: Place
     root: str  # `place.vault` resolved, when the key was made
-    key: str | None
+    key: str
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Stamp:
     place: Place
     key: str
     db: dict[str, str]  # `adapters.raw_db.connect_info`: never a password
-    journals: str  # the apply-journal folder: an entry there means the write side has work to do
+    journals: str  # where apply journals live (`adapters.atomic.journals_waiting`)
     fingerprints: dict[str, str]  # read model → table-shape fingerprint
     subjects: dict[str, str]  # config subject → hash that must be on record
     tasks: tuple[str, ...]
@@ -71,13 +71,14 @@ class Stamp:
 
 def before_load(config: Path, env: Mapping[str, str] | None = None) -> Pending | None:
     """Hash a vault's inputs before the full path loads them; None when vault.yml cannot be pre-read (the
-    loader then says what is wrong)."""
+    loader then says what is wrong) or the inputs cannot be stamped now (a racy entry, a linked folder)."""
     env = os.environ if env is None else env
     place = _pre_read(config, env)
     if place is None:
         return None
     root = os.path.realpath(place.vault)
-    return Pending(place, root, inputs_key(place, env, racy_after=time.time_ns() - RACY_NS))
+    key = inputs_key(place, env, racy_after=time.time_ns() - RACY_NS)
+    return Pending(place, root, key) if key is not None else None
 
 
 def _pre_read(config: Path, env: Mapping[str, str]) -> Place | None:
@@ -104,7 +105,7 @@ def _pre_read(config: Path, env: Mapping[str, str]) -> Place | None:
 
 def matches(pending: Pending, root: Path, store: str) -> bool:
     """Did the pre-read find what the loader found?"""
-    return pending.key is not None and pending.root == str(root) and pending.place.store == store
+    return pending.root == str(root) and pending.place.store == store
 
 
 def inputs_key(place: Place, env: Mapping[str, str], *, racy_after: int | None = None) -> str | None:

@@ -50,7 +50,6 @@ from adapters.watch_state import Seen, WatchState
 from daemon import gpu_jobs
 from daemon.bootstrap import Services, bootstrap, cycle_deps, register_tasks
 from daemon.dataflow import refresh_after_events
-from daemon.history_index import ChangedIndex, CycleIndex
 from daemon.job_queue import Job, JobQueue
 from daemon.lock import acquire_instance_lock
 from daemon.log_tail import LogTail
@@ -68,6 +67,7 @@ from projections.quality import quality_table
 from projections.runs import last_started
 
 log = structlog.get_logger("autovault.daemon")
+RESTING = ("awaiting_approval",)  # an open cycle in this phase waits for a person, not for a process
 TICK_S = 30.0
 MAX_TEXT = 1_000_000  # bytes of a watched file kept for diffs
 Clock = Callable[[], dt.datetime]
@@ -186,9 +186,8 @@ class Daemon:
         register_tasks(svc.store, svc.config)
         self.status("starting: catching up read models")
         svc.projections.catch_up()
-        self.cycles = CycleIndex(svc.cycles)
-        self.changes = ChangedIndex(svc.changes)
-        interrupted = self.cycles.interrupted()
+        # Open cycles this daemon's predecessor started (not a CLI's, not one waiting for approval).
+        interrupted = [c for c in svc.cycles.cycles(open_only=True) if c.phase not in RESTING and c.trigger != "cli"]
         self.recovered_cycle = interrupted[0].key if len(interrupted) == 1 else None
         for c in interrupted:
             svc.store.update_cycle(c.key, lambda cy: cy.failed(error="interrupted: the daemon stopped during the cycle")
@@ -260,10 +259,10 @@ class Daemon:
     # ---- what policies ask ------------------------------------------------------------------------------
 
     def _open_cycle_tasks(self) -> set[str]:
-        return self.jobs.cycle_tasks() | {c.task for c in self.cycles.open_cycles()}
+        return self.jobs.cycle_tasks() | {c.task for c in self.svc.cycles.cycles(open_only=True)}
 
     def _last_cycle_start(self, task: str) -> dt.datetime | None:
-        last = self.cycles.last_start(task)
+        last = self.svc.cycles.last_started(task)
         return None if last is None else last.astimezone(self.opts.clock().tzinfo)
 
     def _queue_cycle(self, task: str, trigger: str, tasks: list[str]) -> str:
@@ -441,7 +440,7 @@ class Daemon:
             self.baseline[str(path)] = seen
 
     def _already_known(self, path: Path, rel: str, digest: str | None) -> bool:
-        return self.own.claim(path, digest) or self.changes.recorded(rel, digest)
+        return self.own.claim(path, digest) or self.svc.changes.recorded(rel, digest)
 
     def check_file(self, path: Path) -> None:
         """A watched editable file: a new hash that autovault did not write becomes FileEdited."""

@@ -341,7 +341,9 @@ def design_for(samples: int, max_samples: int, min_effect: float, *, noisy: bool
 
 
 def sign_test(worse: int, discordant: int) -> float:
-    """One-sided p of at least `worse` of `discordant` coin flips going one way."""
+    """One-sided p of at least `worse` of `discordant` coin flips going one way (1.0 with no flips)."""
+    if not discordant:
+        return 1.0
     return math.fsum(math.comb(discordant, k) for k in range(worse, discordant + 1)) / 2**discordant
 
 

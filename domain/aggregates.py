@@ -158,6 +158,7 @@ def score_key(run_id: str, judge: str) -> str:
 
 
 OPEN_CYCLE = ("started", "diagnosed", "proposed", "awaiting_approval", "approved", "verified")
+FINAL_CYCLE = ("kept", "discarded", "failed")
 
 
 class Cycle(Aggregate):
@@ -254,7 +255,7 @@ class Cycle(Aggregate):
         delta_blob: str | None = None, description: str = "", baseline: str | None = None,
     ) -> None:
         """`delta_hash` is the delta's content hash (dedup); `delta_blob` the blob holding the whole delta."""
-        if not (self.phase == "verified" and self.kept_verdict):  # after a keep verdict: the delta rebased
+        if not (self.phase == "verified" and self.verdict == "keep"):  # after a keep verdict: the delta rebased
             self._allow("Proposed", "started", "diagnosed")
         self._proposed(delta_hash, proposer, lever, rationale, cost, delta_blob, description, baseline)
 
@@ -318,7 +319,7 @@ class Cycle(Aggregate):
         self.verdict = decision
 
     def await_approval(self, paths: list[str]) -> None:
-        if not (self.phase == "verified" and self.kept_verdict):  # after a keep: cycles from before approval came first
+        if not (self.phase == "verified" and self.verdict == "keep"):  # after a keep: cycles from before approval came first
             self._allow("AwaitingApproval", "proposed")
         self._await_approval(paths)
 
@@ -363,7 +364,7 @@ class Cycle(Aggregate):
 
     @property
     def is_open(self) -> bool:
-        return self.phase not in ("kept", "discarded", "failed")
+        return self.phase not in FINAL_CYCLE
 
 
 class Experiment(Aggregate):

@@ -23,6 +23,7 @@ from typing import Any
 
 from adapters.sandbox import SandboxUnavailable
 from adapters.subprocesses import script_argv, script_env
+from domain.acceptance import sign_test
 from handlers.ports import Confine, Confinement
 
 RATIO = 0.75  # the candidate must take at most this share of the baseline's CPU on a pair to count for it
@@ -59,11 +60,6 @@ class CollectorCost:
         verdict = "cheaper" if self.cheaper else "not measurably cheaper"
         return (f"collector {verdict}: median CPU {self.median_ratio:.2f}× the baseline's, {self.wins} of "
                 f"{len(self.base_cpu_s)} pairs ≤ {RATIO:g}×, sign test p={self.p:.3g}")
-
-
-def sign_p(wins: int, n: int) -> float:
-    """One-sided p of at least `wins` of `n` fair coin flips."""
-    return math.fsum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n if n else 1.0
 
 
 def collector_cpu(root: Path, command: str, *, day: str, task: str, timeout: float, confine: Confine,
@@ -121,7 +117,7 @@ def compare_collectors(base: tuple[Path, str], cand: tuple[Path, str], days: Seq
         c_cpu.append(c)
         used.append(day)
     wins = sum(1 for b, c in zip(b_cpu, c_cpu, strict=True) if b > 0 and c <= RATIO * b)
-    return CollectorCost(tuple(b_cpu), tuple(c_cpu), tuple(used), wins, sign_p(wins, len(b_cpu)))
+    return CollectorCost(tuple(b_cpu), tuple(c_cpu), tuple(used), wins, sign_test(wins, len(b_cpu)))
 
 
-__all__ = ["ALPHA", "PAIRS", "RATIO", "CollectorCost", "collector_cpu", "compare_collectors", "sign_p"]
+__all__ = ["ALPHA", "PAIRS", "RATIO", "CollectorCost", "collector_cpu", "compare_collectors"]

@@ -168,7 +168,7 @@ def measure(task: str, deps: DiagnoseDeps) -> CollectorMeasure | None:
     with _LOCK:
         key = hashlib.sha256(f"{cfg.root}\0{task}\0{tc.model_dump_json()}\0{dt.date.today()}".encode()).hexdigest()
         held = _CACHE.get(key)
-        if held is not None and stamp(cfg.root, [p for p, _ in held[1]]) == held[1]:
+        if held is not None and _restamp(cfg.root, held[1]) == held[1]:
             _CACHE.move_to_end(key)
             return held[0]
         found, read = _measure(task, tc, cfg, deps, tree_signature(cfg.root))
@@ -184,6 +184,11 @@ def stamp(root: Path, rels: list[str]) -> Stamp:
     size when large), a folder's entry names, "-" when missing."""
     paths = {r for r in rels if r} | {Path(r).parent.as_posix() for r in rels if r}
     return tuple((rel, _held(root / rel)) for rel in sorted(paths))
+
+
+def _restamp(root: Path, held: Stamp) -> Stamp:
+    """What the paths of a stamp hold now, those paths only (`stamp` has already added their folders)."""
+    return tuple((rel, _held(root / rel)) for rel, _ in held)
 
 
 def _held(path: Path) -> str:
@@ -267,7 +272,7 @@ def _measure(task: str, tc: TaskConfig, cfg: VaultConfig, deps: DiagnoseDeps,
         files = _input_texts(ws.root, read)
         resolve = file_of_call(ws.root)
         forks = fork_count(run.calls, resolve, _loop_sizes(ws.root, tc, files, text, rel))
-        prompt = _prompt(cfg, tc, deps)
+        prompt = deps.read_vault_text(tc.prompt)
         covered = tuple(coverage(run.stdout, files))
         size = _size(tc, cfg, deps, prompt, run.stdout, day)
         python = rel.endswith(".py") or (text.startswith("#!") and "python" in text.split("\n", 1)[0])
@@ -333,10 +338,6 @@ def _input_texts(root: Path, read: list[str]) -> dict[str, str]:
             if "\0" not in body:
                 out[rel] = body
     return out
-
-
-def _prompt(cfg: VaultConfig, tc: TaskConfig, deps: DiagnoseDeps) -> str:
-    return deps.read_vault_text(tc.prompt)
 
 
 # ---- sizes --------------------------------------------------------------------------------------------------
@@ -433,6 +434,11 @@ def collector_signatures(task: str, deps: DiagnoseDeps) -> list[SignatureNote]:
     m = measure(task, deps)
     if m is None:
         return []
+    return _notes(task, m, deps)
+
+
+def _notes(task: str, m: CollectorMeasure, deps: DiagnoseDeps) -> list[SignatureNote]:
+    """The signatures a measurement of the task's collector shows."""
     base = {"script": m.script, "measured": "collector run traced in a shadow copy", "date": m.date}
     notes: list[SignatureNote] = []
     said = _starving_said(task, deps)
@@ -482,7 +488,7 @@ def collector_evidence(task: str, deps: DiagnoseDeps) -> tuple[list[SignatureNot
         return [], {}
     if m.error.startswith("not measured"):
         return None, m.as_dict()
-    return collector_signatures(task, deps), m.as_dict()
+    return _notes(task, m, deps), m.as_dict()
 
 
 def _starving_said(task: str, deps: DiagnoseDeps) -> str | None:

@@ -67,9 +67,6 @@ class CycleFacts(Protocol):
     def verified_in(self, delta_hash: str, baseline: str | None) -> str | None:
         """The key of a cycle that verified this delta made against this baseline (None: none did)."""
 
-    def noise_floor(self, key: str) -> float | None:
-        """The latest noise floor recorded under a baseline key."""
-
 
 @dataclass
 class CycleDeps:

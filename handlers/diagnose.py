@@ -70,10 +70,10 @@ def diagnose(task: str | None, deps: DiagnoseDeps) -> Evidence:
     sigs = [note(s, "runs") for s in run_signatures(task, deps)]
     measured, collector = collector_evidence(task, deps)  # the collector traced in a shadow
     sigs += [n for n in measured if not any(s.name == n.name for s in sigs)] if measured is not None else \
-        lint_notes(task, tc, read)
+        lint_notes(tc, read)
     audit, data_texts = data_audit(cfg, tc)
     if audit is not None:
-        sigs += audit_notes(task, audit)
+        sigs += audit_notes(audit)
         for path, text in data_texts.items():
             files[path] = file_text(path, text, "data")
     sigs += [finding_note(f) for f in task_findings(deps, task) if not any(s.name == f.kind for s in sigs)]

@@ -6,6 +6,7 @@ findings folded from the events, and what earlier cycles tried. One object, buil
 from __future__ import annotations
 
 import datetime as dt
+from functools import cached_property
 from typing import Any
 
 from domain.config import VaultConfig
@@ -34,13 +35,18 @@ class StoreReads:
         return list(q.last_reasons) if q is not None else []
 
     def findings(self) -> list[Any]:
-        """The findings that hold on the store's events now (the graph folded afresh, nothing recorded)."""
+        """The findings that hold on the store's events (the graph folded afresh on the first call, nothing
+        recorded); later calls of this diagnosis get a copy of the same list."""
+        return list(self._findings)
+
+    @cached_property
+    def _findings(self) -> tuple[Any, ...]:
         from projections.dataflow import check, glob_exists
         from projections.dataflow_state import DataflowState, vault_artifact_reader
 
         state = DataflowState.build(self.config, self.store, self.store.blobs.get_text,
                                     vault_artifact_reader(self.config.root))
-        return list(check(state.graph, exists=glob_exists(self.config.root)))
+        return tuple(check(state.graph, exists=glob_exists(self.config.root)))
 
     def tried(self, task: str, since: dt.datetime | None) -> tuple[dict[str, Any], ...]:
         return tried(self.store, task, since)

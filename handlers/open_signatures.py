@@ -21,8 +21,6 @@ from projections import globs
 
 RUNS = 8  # runs the signatures look at
 DATA_CAP = 256_000  # training data texts carried in full up to this many characters in all
-STATIC_SIGNATURES = frozenset({"section_regex_leak", "subprocess_loop", "training_data_too_few",
-                               "training_data_imbalanced"})
 NOTICES = frozenset({"collector_unmeasured"})  # shown, but nothing a delta could fix
 
 
@@ -39,11 +37,11 @@ def file_signatures(task: str, deps: DiagnoseDeps, *, measured: bool = True) -> 
             found, facts = None, {"error": f"not measured: {' '.join(str(e).split())}"}
         notes = list(found) if found is not None else [  # the lints stand in only where nothing was measured
             SignatureNote("collector_unmeasured", "low", "script", f"collector {str(facts.get('error'))[:160]}",
-                          "trace"), *lint_notes(task, tc, deps.read_vault_text)]
+                          "trace"), *lint_notes(tc, deps.read_vault_text)]
     elif tc.collect:
-        notes = lint_notes(task, tc, deps.read_vault_text)  # not asked to measure: the quick reading of the script
+        notes = lint_notes(tc, deps.read_vault_text)  # not asked to measure: the quick reading of the script
     audit, _ = data_audit(deps.config, tc)
-    return notes + (audit_notes(task, audit) if audit is not None else [])
+    return notes + (audit_notes(audit) if audit is not None else [])
 
 
 def open_signatures(task: str, deps: DiagnoseDeps, *, measured: bool = True,
@@ -93,7 +91,7 @@ def script_path(command: str | None) -> str | None:
     return command.split()[0] if command else None
 
 
-def lint_notes(task: str, tc: TaskConfig, read: Callable[[str | None], str]) -> list[SignatureNote]:
+def lint_notes(tc: TaskConfig, read: Callable[[str | None], str]) -> list[SignatureNote]:
     """The quick reading of the collector script, where it is not measured."""
     script = read(script_path(tc.collect)) if tc.collect else ""
     notes = []
@@ -131,7 +129,7 @@ def data_audit(cfg: VaultConfig, tc: TaskConfig) -> tuple[DataAudit | None, dict
     return audit, (texts if total <= DATA_CAP else {})
 
 
-def audit_notes(task: str, audit: DataAudit) -> list[SignatureNote]:
+def audit_notes(audit: DataAudit) -> list[SignatureNote]:
     notes = []
     if audit.too_few:
         notes.append(SignatureNote("training_data_too_few", "medium", "data",
@@ -176,6 +174,6 @@ def finding_lever(kind: str) -> str:
             "blocks_without_parser": "postprocess"}.get(kind, "prompt")
 
 
-__all__ = ["DATA_CAP", "NOTICES", "RUNS", "STATIC_SIGNATURES", "all_findings", "audit_notes", "data_audit",
+__all__ = ["DATA_CAP", "NOTICES", "RUNS", "all_findings", "audit_notes", "data_audit",
            "file_signatures", "finding_lever", "finding_note", "lint_notes", "note", "open_signatures", "plain",
            "run_signatures", "script_path", "task_findings"]

@@ -11,19 +11,15 @@ is new before it answers, so a cycle sees the Verified this process recorded a m
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, func, select, update
+from sqlalchemy import Column, Float, Index, String, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from domain.aggregates import Cycle
-from projections.runner import Projection, metadata, upsert
-
-POSITION = BigInteger().with_variant(Integer(), "sqlite")
+from domain.aggregates import FINAL_CYCLE, Cycle
+from projections.runner import POSITION, CaughtUpQuery, Projection, metadata, upsert
 
 cycles_table = Table(
     "rm_cycles",
@@ -74,7 +70,6 @@ PHASES: dict[Any, str] = {
     Cycle.Discarded: "discarded",  # type: ignore[attr-defined]
     Cycle.Failed: "failed",  # type: ignore[attr-defined]
 }
-TERMINAL = ("kept", "discarded", "failed")
 
 
 class CycleFactsProjection(Projection):
@@ -132,7 +127,7 @@ class CycleRow:
 
     @property
     def open(self) -> bool:
-        return self.phase not in TERMINAL
+        return self.phase not in FINAL_CYCLE
 
 
 def verified_in(conn: Connection, delta_hash: str, baseline: str | None) -> str | None:
@@ -168,25 +163,14 @@ def cycle_rows(conn: Connection, *, task: str | None = None, open_only: bool = F
     if task is not None:
         q = q.where(c.task == task)
     if open_only:
-        q = q.where(c.phase.not_in(TERMINAL))
+        q = q.where(c.phase.not_in(FINAL_CYCLE))
     rows = conn.execute(q.order_by(c.started, c.position)).all()
     return [CycleRow(r.key, r.task, r.mode, r.trigger, dt.datetime.fromisoformat(r.started), r.phase, r.proposer,
                      r.lever, r.description, r.effect, r.verdict, r.reason) for r in rows]
 
 
-class CycleFactsQuery:
+class CycleFactsQuery(CaughtUpQuery):
     """The read model behind `handlers.cycle.CycleFacts`: folds what is new (`catch_up`), then answers."""
-
-    def __init__(self, engine: Engine, catch_up: Callable[[], object]) -> None:
-        self.engine = engine
-        self._catch_up = catch_up
-        self._lock = threading.Lock()  # one fold at a time from this process's threads
-
-    def _read(self, query: Callable[[Connection], Any]) -> Any:
-        with self._lock:
-            self._catch_up()
-        with self.engine.connect() as conn:
-            return query(conn)
 
     def verified_in(self, delta_hash: str, baseline: str | None) -> str | None:
         result: str | None = self._read(lambda conn: verified_in(conn, delta_hash, baseline))

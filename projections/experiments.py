@@ -7,11 +7,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, select
+from sqlalchemy import Column, Float, Index, Integer, String, Table, select
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Experiment
-from projections.runner import Projection, metadata, upsert
+from projections.runner import POSITION, Projection, metadata, upsert
 
 experiments_table = Table(
     "rm_experiments",
@@ -37,7 +37,7 @@ experiments_table = Table(
     Column("outcome", String),  # the last reason or error
     Column("queued_at", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
-    Column("position", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),  # Queued's notification id
+    Column("position", POSITION, nullable=False),  # Queued's notification id
     Index("rm_experiments_task_idx", "task", "position"),
     Index("rm_experiments_sweep_idx", "sweep", "position"),
 )

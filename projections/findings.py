@@ -9,11 +9,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, String, Table, select
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, String, Table, select
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Finding
-from projections.runner import Projection, metadata, upsert
+from projections.runner import POSITION, Projection, metadata, upsert
 
 findings_table = Table(
     "rm_findings",
@@ -29,7 +29,7 @@ findings_table = Table(
     Column("by_cycle", String(200)),
     Column("reason", String),
     Column("detections", Integer, nullable=False),
-    Column("notification_id", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+    Column("notification_id", POSITION, nullable=False),
     Index("rm_findings_open_idx", "open", "kind"),
 )
 

@@ -10,18 +10,14 @@ one indexed row. `LastChangeQuery` folds what is new before it answers.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Callable
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Column, String, Table, select
+from sqlalchemy.engine import Connection
 
 from domain import ids
 from domain.aggregates import Task
-from projections.runner import Projection, metadata, upsert
-
-POSITION = BigInteger().with_variant(Integer(), "sqlite")
+from projections.runner import POSITION, CaughtUpQuery, Projection, metadata, upsert
 
 paths_table = Table(
     "rm_last_changes",
@@ -71,19 +67,8 @@ def last_own_keep(conn: Connection, task: str) -> tuple[dt.datetime, str] | None
     return None if found is None else (dt.datetime.fromisoformat(found.at), str(found.cycle))
 
 
-class LastChangeQuery:
+class LastChangeQuery(CaughtUpQuery):
     """The read model behind `handlers.history.LastChanges`: folds what is new (`catch_up`), then answers."""
-
-    def __init__(self, engine: Engine, catch_up: Callable[[], object]) -> None:
-        self.engine = engine
-        self._catch_up = catch_up
-        self._lock = threading.Lock()
-
-    def _read(self, query: Callable[[Connection], Any]) -> Any:
-        with self._lock:
-            self._catch_up()
-        with self.engine.connect() as conn:
-            return query(conn)
 
     def recorded(self, path: str, sha256: str | None) -> bool:
         return bool(self._read(lambda conn: recorded(conn, path, sha256)))

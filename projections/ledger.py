@@ -9,16 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, select
+from sqlalchemy import Column, Float, Index, String, Table, select
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Cycle, Task
-from projections.runner import Projection, metadata, upsert
+from projections.runner import POSITION, Projection, metadata, upsert
 
 ledger_table = Table(
     "rm_ledger",
     metadata,
-    Column("notification_id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+    Column("notification_id", POSITION, primary_key=True,
            autoincrement=False),
     Column("at", String(40), nullable=False),
     Column("kind", String(40), nullable=False),  # Changed | Proposed | Verified | AwaitingApproval | Kept | …

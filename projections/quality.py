@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Table, case, select
+from sqlalchemy import JSON, Column, Float, Index, Integer, String, Table, case, select
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Task
 from domain.quality import TaskQuality, quality_of
 from domain.runs import EVIDENCE_SOURCES, LIVE_SOURCES
-from projections.runner import Projection, metadata, upsert
+from projections.runner import POSITION, Projection, metadata, upsert
 from projections.runs import RunRow, failing_checks, task_history
 
 __all__ = ["QualityProjection", "RunRow", "quality_table", "task_history", "task_quality"]
@@ -35,7 +35,7 @@ quality_table_rm = Table(
     Column("last_reasons", JSON, nullable=False),
     Column("recent", JSON, nullable=False),  # the last 2×rolling scores, oldest first
     Column("updated_at", String(40)),
-    Column("notification_id", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+    Column("notification_id", POSITION, nullable=False),
     Index("rm_task_quality_mean_idx", "rolling_mean"),
 )
 

@@ -10,7 +10,7 @@ same names and the same answers on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from domain.quality import TaskQuality, quality_of
@@ -36,7 +36,12 @@ def last_position(cur: Any) -> int:
 def caught_up(cur: Any, fingerprints: Mapping[str, str], last: int) -> bool:
     """Has every read model (name → table-shape fingerprint) folded event `last`, with that shape?"""
     cur.execute(f"SELECT projection, notification_id, schema FROM {TRACKING}")
-    rows = {str(name): (int(position), str(schema)) for name, position, schema in cur.fetchall()}
+    return folded(cur.fetchall(), fingerprints, last)
+
+
+def folded(tracked: Iterable[Any], fingerprints: Mapping[str, str], last: int) -> bool:
+    """Given the tracking rows (name, position, fingerprint): is every read model at `last` with its shape?"""
+    rows = {str(name): (int(position), str(schema)) for name, position, schema in tracked}
     return all(name in rows and rows[name][0] >= last and rows[name][1] == fp for name, fp in fingerprints.items())
 
 

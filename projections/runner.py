@@ -22,7 +22,8 @@ its own; the one that still fails skips it, and the event and the error go to `r
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
@@ -50,6 +51,7 @@ class EventSource(Protocol):
     def max_notification_id(self) -> int: ...
 
 metadata = MetaData()  # every read model's tables, so one create_all makes them
+POSITION = BigInteger().with_variant(Integer(), "sqlite")  # a notification id (SQLite: its 64-bit INTEGER)
 log = structlog.get_logger("autovault.projections")
 # The database failing, not the event: never a reason to skip one.
 TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout,
@@ -59,7 +61,7 @@ tracking_table = Table(
     "rm_tracking",
     metadata,
     Column("projection", String(64), primary_key=True),
-    Column("notification_id", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+    Column("notification_id", POSITION, nullable=False),
     Column("schema", String(64), nullable=False, server_default=""),  # fingerprint of the read model's tables
 )
 
@@ -127,6 +129,21 @@ class Projection:
 
     def reset(self) -> None:
         """Drop buffered state."""
+
+
+class CaughtUpQuery:
+    """A read model's questions: each folds what is new (`catch_up`), then answers from the tables."""
+
+    def __init__(self, engine: Engine, catch_up: Callable[[], object]) -> None:
+        self.engine = engine
+        self._catch_up = catch_up
+        self._lock = threading.Lock()  # one fold at a time from this process's threads
+
+    def _read(self, query: Callable[[Connection], Any]) -> Any:
+        with self._lock:
+            self._catch_up()
+        with self.engine.connect() as conn:
+            return query(conn)
 
 
 class ProjectionRunner:

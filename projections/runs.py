@@ -5,14 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Table, func, select
+from sqlalchemy import JSON, Column, Float, Index, Integer, String, Table, func, select
 from sqlalchemy.engine import Connection
 
 from domain.aggregates import Task
 from domain.runs import LIVE_SOURCES
-from projections.runner import Projection, metadata, upsert
-
-_ID = BigInteger().with_variant(Integer(), "sqlite")
+from projections.runner import POSITION, Projection, metadata, upsert
 
 runs_table = Table(
     "rm_runs",
@@ -37,7 +35,7 @@ runs_table = Table(
     Column("source", String(20), nullable=False),
     Column("cycle_id", String(200)),
     Column("error", String),
-    Column("notification_id", _ID, nullable=False),
+    Column("notification_id", POSITION, nullable=False),
     Index("rm_runs_task_idx", "task", "notification_id"),
 )
 
@@ -51,7 +49,7 @@ scores_table = Table(
     Column("reasons", JSON, nullable=False),
     Column("failing", JSON, nullable=False),  # names of the checks that did not pass
     Column("source", String(20), nullable=False),
-    Column("notification_id", _ID, nullable=False),
+    Column("notification_id", POSITION, nullable=False),
     Index("rm_scores_task_idx", "task", "notification_id"),
 )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters import process_trace
 from adapters.process_trace import trace_script
 from adapters.sandbox import Confinement
 from handlers.collector_trace import collector_signatures, measure
@@ -123,3 +124,30 @@ def test_a_measurement_is_kept_until_something_it_read_changes(tmp_path: Path) -
         assert all(again is not m for m in seen)
         seen.append(again)
     assert "a third list" in seen[-1].context  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("inputs", [[], ["data/deep/*.txt"]])
+def test_a_measurement_is_kept_without_inputs_or_with_files_two_folders_deep(tmp_path: Path,
+                                                                            inputs: list[str]) -> None:
+    """The stored stamp is checked as it was taken: no folder above those it holds is added on the check."""
+    v = make(tmp_path, {"data/deep/a.txt": "".join(f"entry number {i} of the list\n" for i in range(30)),
+                        "scripts/c.sh": "#!/bin/sh\nhead -n 3 data/deep/a.txt\n"},
+             collect="scripts/c.sh", prompt="Summarise.\n{context}\n", inputs=inputs)
+    first = measure("t", v.deps)
+    assert first is not None and first.ok
+    assert measure("t", v.deps) is first  # nothing changed: the same measurement
+    (v.root / "data/deep/a.txt").write_text("entry number 0 of the list, rewritten\n")
+    again = measure("t", v.deps)
+    assert again is not first and again is not None and "rewritten" in again.context
+
+
+def test_the_shim_folder_is_touched_each_time_it_is_reused(tmp_path: Path) -> None:
+    """Kept for the process, it must not look a day old to another process's sweep of run temps."""
+    (tmp_path / "f").write_text("x\n", encoding="utf-8")
+    cmd = script(tmp_path, "#!/bin/sh\ncat f\n")
+    first = trace_script(tmp_path, cmd, env=ENV, timeout=30, output_cap=10_000)
+    top = process_trace._shims(ENV["PATH"], process_trace.CAPTURE).parent  # the folder the run used
+    os.utime(top, (0, 0))
+    again = trace_script(tmp_path, cmd, env=ENV, timeout=30, output_cap=10_000)
+    assert first.ok and again.ok and [c.name for c in again.calls] == ["cat"]
+    assert top.is_dir() and top.stat().st_mtime > 24 * 3600

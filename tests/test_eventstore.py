@@ -17,7 +17,8 @@ from eventsourcing.utils import get_topic
 from sqlalchemy import func, select, text
 
 from adapters.blobs import blobs_table
-from adapters.eventstore import DEFAULT_URL, UNREGISTERED, VaultStore, prepare_url
+from adapters.config_env import DEFAULT_STORE
+from adapters.eventstore import UNREGISTERED, VaultStore, prepare_url
 from domain import ids
 from domain.aggregates import Task
 from domain.ingest import IngestedRun, IngestedScore
@@ -349,7 +350,7 @@ def test_default_store_is_a_wal_sqlite_file_created_on_first_use(
     monkeypatch.setenv("AUTOVAULT_SQLALCHEMY_URL", "sqlite:////nonexistent/x.db")
     with VaultStore() as store:
         store.register_task("t", "h")
-        assert DEFAULT_URL.endswith(".autovault/events.db")
+        assert DEFAULT_STORE.endswith(".autovault/events.db")
         assert (tmp_path / ".autovault" / "events.db").is_file()
         with store.engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"

@@ -77,7 +77,7 @@ def test_events_saved_in_an_outer_transaction_commit_and_roll_back_with_it(store
 
 
 def _ingested_table(store: VaultStore) -> None:
-    store.ingest_keys.ensure(lambda: store.writer.transaction(commit=True), lambda _s: iter(()))
+    store.ingest_keys.ensure(lambda: store.writer.transaction(commit=True), lambda: iter(()))
 
 
 def test_a_unique_violation_in_the_transaction_is_the_library_integrity_error(store_url: str) -> None:

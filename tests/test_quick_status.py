@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.atomic import JOURNAL_DIR
 from adapters.raw_db import connect_info
 from daemon import read_stamp
 from daemon.cli import main
@@ -150,7 +151,7 @@ def _chmod_script(cfg: Path) -> None:
 
 
 def _journal_waits(cfg: Path) -> None:
-    journals = Path(read_stamp.load(cfg).journals)  # type: ignore[union-attr]
+    journals = Path(read_stamp.load(cfg).journals) / JOURNAL_DIR  # type: ignore[union-attr]
     journals.mkdir(parents=True, exist_ok=True)
     (journals / "apply-1.json").write_text("{}")
 

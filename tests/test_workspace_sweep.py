@@ -88,3 +88,16 @@ def test_a_run_temp_folder_a_kill_left_is_swept_once_a_day_old(tmp_path: Path) -
     removed = sweep_orphans(tmp_path, now=now)
     assert removed == [old]
     assert not old.exists() and fresh.exists() and other.exists()
+
+
+def test_a_trace_folder_a_kill_left_is_swept_once_a_day_old(tmp_path: Path) -> None:
+    old = tmp_path / "autovault-trace-abc"
+    fresh = tmp_path / "autovault-trace-def"
+    for d in (old, fresh):
+        (d / "calls").mkdir(parents=True)
+        (d / "stdout").write_text("x")
+    now = old.stat().st_mtime + workspace.LEGACY_AGE_S + 60
+    os.utime(fresh, (now - 60, now - 60))
+    removed = sweep_orphans(tmp_path, now=now)
+    assert removed == [old]
+    assert not old.exists() and fresh.exists()
